@@ -1,0 +1,1 @@
+export { type PgClientLike, type PgPoolClientLike, type PgPoolLike, pgAdapter } from './pg-adapter.js'

@@ -1,0 +1,9 @@
+export { Admin, appName, randomKey, randomPairKey, type ServerLock, waitFor } from './admin.js'
+export type {
+  AdapterInstance,
+  ConformanceHarness,
+  ConformanceLimits,
+  ConformanceOptions,
+  HarnessOptions,
+} from './harness.js'
+export { runAdapterConformance } from './suite.js'

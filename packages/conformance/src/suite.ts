@@ -1,0 +1,636 @@
+import {
+  createLocker,
+  DeadlockError,
+  type Locker,
+  LockerClosedError,
+  type LockHandle,
+  LockLostError,
+  LockTimeoutError,
+  lockKey,
+  NotInTransactionError,
+} from '@pglock/core'
+import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest'
+import { Admin, appName, randomKey, randomPairKey, waitFor } from './admin.js'
+import type { AdapterInstance, ConformanceOptions } from './harness.js'
+import './provided-context.js'
+
+interface Setup<Tx> {
+  readonly app: string
+  readonly instance: AdapterInstance<Tx>
+  readonly locker: Locker<Tx>
+}
+
+const elapsedSince = (t0: number) => performance.now() - t0
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+async function settle<T>(promise: Promise<T>): Promise<PromiseSettledResult<T>> {
+  return (await Promise.allSettled([promise]))[0] as PromiseSettledResult<T>
+}
+
+/**
+ * The behavioural suite every adapter runs: the same tests, on a real server, checked against the
+ * server's own view (`pg_locks`, `pg_stat_activity`) through a separate admin connection.
+ */
+export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void {
+  const { name, harness, limits = {}, raceIterations = 300 } = options
+  const url = inject('pglockDatabaseUrl')
+  let admin: Admin
+
+  beforeAll(async () => {
+    admin = await Admin.connect(url)
+  })
+  afterAll(async () => {
+    await admin.close()
+  })
+
+  /** A fresh app client, adapter and locker, closed when the test ends. */
+  async function setup(opts: { max?: number; settings?: Record<string, string> } = {}): Promise<Setup<Tx>> {
+    const app = appName(name)
+    const instance = await harness.create({
+      url,
+      max: opts.max ?? 4,
+      applicationName: app,
+      ...(opts.settings === undefined ? {} : { settings: opts.settings }),
+    })
+    const locker = createLocker(instance.adapter)
+    onTestFinished(async () => {
+      await locker.close()
+      await instance.close()
+    })
+    return { app, instance, locker }
+  }
+
+  const cancelReason = limits.noCancel
+  const withCancel = (title: string) =>
+    cancelReason === undefined ? title : `${title} [skipped: ${cancelReason}]`
+
+  describe(`${name}: session locks`, () => {
+    it.each([
+      ['a bigint key', () => randomKey()],
+      ['a pair key', () => randomPairKey()],
+      ['a string key', () => `conformance:${Math.random()}`],
+    ] as const)('acquire and release show in pg_locks with the key id, for %s', async (_, makeInput) => {
+      const { locker, app } = await setup()
+      const input = makeInput()
+      const key = lockKey(input)
+      const handle = await locker.acquire(input)
+      expect(handle.held).toBe(true)
+      expect(handle.key).toEqual(key)
+      expect(handle.shared).toBe(false)
+      expect(await admin.locks(key)).toEqual([
+        { pid: expect.any(Number), mode: 'ExclusiveLock', granted: true, applicationName: app },
+      ])
+      await handle.release()
+      expect(handle.held).toBe(false)
+      expect(handle.signal.aborted).toBe(false)
+      expect(await admin.locks(key)).toEqual([])
+    })
+
+    it('exclusive excludes exclusive across lockers', async () => {
+      const a = await setup()
+      const b = await setup()
+      const key = randomKey()
+      const held = await a.locker.acquire(key)
+      expect(await b.locker.tryAcquire(key)).toBeNull()
+      await expect(b.locker.acquire(key, { timeoutMs: 100 })).rejects.toBeInstanceOf(LockTimeoutError)
+      await held.release()
+      const next = await b.locker.tryAcquire(key)
+      expect(next?.held).toBe(true)
+      expect((await admin.locks(key)).map((l) => l.applicationName)).toEqual([b.app])
+    })
+
+    it('shared is compatible with shared, and excludes exclusive both ways', async () => {
+      const a = await setup()
+      const b = await setup()
+      const key = randomKey()
+      const sharedA = await a.locker.acquire(key, { shared: true })
+      const sharedB = await b.locker.acquire(key, { shared: true, timeoutMs: 1_000 })
+      expect(sharedB.shared).toBe(true)
+      const rows = await admin.locks(key)
+      expect(rows).toHaveLength(2)
+      expect(rows.every((r) => r.mode === 'ShareLock' && r.granted)).toBe(true)
+      expect(await b.locker.tryAcquire(key)).toBeNull()
+      await sharedA.release()
+      await sharedB.release()
+      const exclusive = await a.locker.acquire(key)
+      expect(await b.locker.tryAcquire(key, { shared: true })).toBeNull()
+      await expect(b.locker.acquire(key, { shared: true, timeoutMs: 50 })).rejects.toBeInstanceOf(
+        LockTimeoutError,
+      )
+      await exclusive.release()
+      expect(await admin.locks(key)).toEqual([])
+    })
+
+    it('is not re-entrant: a second acquire by the same locker waits like anyone else', async () => {
+      const { locker, app } = await setup()
+      const key = randomKey()
+      const first = await locker.acquire(key)
+      expect(await locker.tryAcquire(key)).toBeNull()
+      await expect(locker.acquire(key, { timeoutMs: 100 })).rejects.toBeInstanceOf(LockTimeoutError)
+      let secondSettled = false
+      const second = locker.acquire(key).finally(() => {
+        secondSettled = true
+      })
+      await waitFor(
+        'the second acquire to wait on the server',
+        async () => (await admin.waiting(app)).length === 1,
+      )
+      expect(secondSettled).toBe(false)
+      expect(first.held).toBe(true)
+      await first.release()
+      const handle = await second
+      expect(handle.held).toBe(true)
+      const rows = await admin.locks(key)
+      expect(rows).toEqual([
+        { pid: expect.any(Number), mode: 'ExclusiveLock', granted: true, applicationName: app },
+      ])
+      await handle.release()
+      expect(await admin.locks(key)).toEqual([])
+    })
+
+    it('tryAcquire returns null under contention and leaves nothing behind', async () => {
+      const a = await setup()
+      const b = await setup()
+      const key = randomKey()
+      const held = await a.locker.acquire(key)
+      expect(await b.locker.tryAcquire(key)).toBeNull()
+      expect(await b.locker.tryAcquire(key, { shared: true })).toBeNull()
+      expect(await admin.heldBy(b.app)).toBe(0)
+      expect((await admin.locks(key)).map((l) => l.applicationName)).toEqual([a.app])
+      await held.release()
+    })
+
+    it('tryWithLock runs fn only when the lock is free', async () => {
+      const a = await setup()
+      const b = await setup()
+      const key = randomKey()
+      const result = await a.locker.tryWithLock(key, async (lock) => {
+        expect(lock.held).toBe(true)
+        let ran = false
+        const other = await b.locker.tryWithLock(key, () => {
+          ran = true
+        })
+        expect(other).toEqual({ acquired: false })
+        expect(ran).toBe(false)
+        return 42
+      })
+      expect(result).toEqual({ acquired: true, value: 42 })
+      expect(await admin.locks(key)).toEqual([])
+    })
+
+    it('timeoutMs rejects with LockTimeoutError within a tolerance and leaves nothing held or waiting', async () => {
+      const a = await setup()
+      const b = await setup()
+      const key = randomKey()
+      const held = await a.locker.acquire(key)
+      const t0 = performance.now()
+      const error = await b.locker.acquire(key, { timeoutMs: 300 }).catch((e: unknown) => e)
+      const elapsed = elapsedSince(t0)
+      expect(error).toBeInstanceOf(LockTimeoutError)
+      expect(error).toMatchObject({ code: 'LOCK_TIMEOUT', name: 'LockTimeoutError', timeoutMs: 300, key })
+      expect(elapsed).toBeGreaterThanOrEqual(295)
+      expect(elapsed).toBeLessThan(1_500)
+      expect(await admin.waiting(b.app)).toEqual([])
+      expect(await admin.heldBy(b.app)).toBe(0)
+      expect((await admin.locks(key)).map((l) => l.applicationName)).toEqual([a.app])
+      await held.release()
+    })
+
+    it('timeoutMs: 0 takes a free lock and fails at once on a held one', async () => {
+      const a = await setup()
+      const b = await setup()
+      const key = randomKey()
+      const handle = await a.locker.acquire(key, { timeoutMs: 0 })
+      expect(handle.held).toBe(true)
+      const t0 = performance.now()
+      await expect(b.locker.acquire(key, { timeoutMs: 0 })).rejects.toMatchObject({
+        code: 'LOCK_TIMEOUT',
+        timeoutMs: 0,
+      })
+      expect(elapsedSince(t0)).toBeLessThan(1_000)
+      expect(await admin.heldBy(b.app)).toBe(0)
+      await handle.release()
+    })
+
+    it('two handles of one locker on the same key never hold it in conflicting modes', async () => {
+      const { locker, app } = await setup()
+      const key = randomKey()
+      const shared1 = await locker.acquire(key, { shared: true })
+      const shared2 = await locker.acquire(key, { shared: true, timeoutMs: 1_000 })
+      expect((await admin.locks(key)).filter((l) => l.granted)).toHaveLength(2)
+      const exclusive = locker.acquire(key)
+      await waitFor('the exclusive acquire to wait', async () => (await admin.waiting(app)).length === 1)
+      await shared1.release()
+      expect((await admin.waiting(app)).length).toBe(1)
+      await shared2.release()
+      const handle = await exclusive
+      expect(await admin.locks(key)).toEqual([
+        { pid: expect.any(Number), mode: 'ExclusiveLock', granted: true, applicationName: app },
+      ])
+      await handle.release()
+    })
+  })
+
+  describe(`${name}: aborts`, () => {
+    it('an already aborted signal rejects with its reason before anything is sent', async () => {
+      const { locker, app } = await setup()
+      const key = randomKey()
+      const reason = new Error('stop')
+      const signal = AbortSignal.abort(reason)
+      await expect(locker.acquire(key, { signal })).rejects.toBe(reason)
+      await expect(locker.tryAcquire(key, { signal })).rejects.toBe(reason)
+      await expect(locker.withLock(key, () => 1, { signal })).rejects.toBe(reason)
+      expect(await admin.backends(app)).toEqual([])
+    })
+
+    it.skipIf(cancelReason !== undefined)(
+      withCancel('an abort mid-wait cancels the wait on the server and rejects with the reason'),
+      async () => {
+        const a = await setup()
+        const b = await setup()
+        const key = randomKey()
+        const held = await a.locker.acquire(key)
+        const controller = new AbortController()
+        const waiting = b.locker.acquire(key, { signal: controller.signal })
+        await waitFor('the wait to reach the server', async () => (await admin.waiting(b.app)).length === 1)
+        const reason = new Error('user gave up')
+        controller.abort(reason)
+        await expect(waiting).rejects.toBe(reason)
+        expect(await admin.waiting(b.app)).toEqual([])
+        expect(await admin.heldBy(b.app)).toBe(0)
+        await held.release()
+        const next = await b.locker.acquire(key, { timeoutMs: 2_000 })
+        expect(next.held).toBe(true)
+        await next.release()
+      },
+    )
+  })
+
+  describe(`${name}: the grant race`, () => {
+    it(`a timed wait racing a release never leaves the lock held (${raceIterations} iterations)`, async () => {
+      const a = await setup()
+      const b = await setup()
+      const key = randomKey()
+      let acquired = 0
+      let timedOut = 0
+      for (let i = 0; i < raceIterations; i++) {
+        const held = await a.locker.acquire(key)
+        const waiting = settle(b.locker.acquire(key, { timeoutMs: 15 }))
+        await sleep(10 + (i % 11))
+        await held.release()
+        const outcome = await waiting
+        if (outcome.status === 'fulfilled') {
+          acquired++
+          await outcome.value.release()
+        } else {
+          expect(outcome.reason).toBeInstanceOf(LockTimeoutError)
+          timedOut++
+        }
+        expect(await admin.locks(key)).toEqual([])
+      }
+      expect(acquired + timedOut).toBe(raceIterations)
+      expect(acquired).toBeGreaterThan(0)
+      expect(timedOut).toBeGreaterThan(0)
+      expect(await admin.heldBy(b.app)).toBe(0)
+    }, 120_000)
+
+    it.skipIf(cancelReason !== undefined)(
+      withCancel(`an abort racing a release never leaves the lock held (${raceIterations} iterations)`),
+      async () => {
+        const a = await setup()
+        const b = await setup()
+        const key = randomKey()
+        let acquired = 0
+        let aborted = 0
+        for (let i = 0; i < raceIterations; i++) {
+          const held = await a.locker.acquire(key)
+          const controller = new AbortController()
+          const reason = new Error(`abort ${i}`)
+          const waiting = settle(b.locker.acquire(key, { signal: controller.signal }))
+          await sleep(2 + (i % 5))
+          const releasing = held.release()
+          controller.abort(reason)
+          await releasing
+          const outcome = await waiting
+          if (outcome.status === 'fulfilled') {
+            acquired++
+            await outcome.value.release()
+          } else {
+            expect(outcome.reason).toBe(reason)
+            aborted++
+          }
+          expect(await admin.locks(key)).toEqual([])
+          expect(await admin.waiting(b.app)).toEqual([])
+        }
+        expect(acquired + aborted).toBe(raceIterations)
+        expect(aborted).toBeGreaterThan(0)
+      },
+      120_000,
+    )
+  })
+
+  describe(`${name}: lost locks`, () => {
+    it('terminating the holder aborts handle.signal with LockLostError; the process lives on', async () => {
+      const { locker } = await setup()
+      const key = randomKey()
+      const handle = await locker.acquire(key)
+      const [row] = await admin.locks(key)
+      await admin.terminate(row!.pid)
+      await waitFor('the handle to report the loss', () => handle.signal.aborted)
+      expect(handle.held).toBe(false)
+      expect(handle.signal.reason).toBeInstanceOf(LockLostError)
+      expect(handle.signal.reason).toMatchObject({ code: 'LOCK_LOST', name: 'LockLostError', key })
+      await handle.release()
+      const next = await locker.acquire(key, { timeoutMs: 2_000 })
+      const rows = await admin.locks(key)
+      expect(rows).toHaveLength(1)
+      expect(rows[0]!.pid).not.toBe(row!.pid)
+      await next.release()
+    })
+
+    it('withLock rejects with LockLostError when the lock was lost while fn ran, even if fn resolved', async () => {
+      const { locker } = await setup()
+      const key = randomKey()
+      const result = locker.withLock(key, async () => {
+        const [row] = await admin.locks(key)
+        await admin.terminate(row!.pid)
+        await waitFor('the backend to end', async () => (await admin.locks(key)).length === 0)
+        return 'done'
+      })
+      await expect(result).rejects.toBeInstanceOf(LockLostError)
+      expect(await admin.locks(key)).toEqual([])
+    })
+  })
+
+  describe(`${name}: release and close`, () => {
+    it('withLock returns fn’s value, and releases when fn throws (fn’s error wins)', async () => {
+      const { locker } = await setup()
+      const key = randomKey()
+      expect(await locker.withLock(key, async (lock) => (lock.held ? 'ok' : 'not held'))).toBe('ok')
+      expect(await admin.locks(key)).toEqual([])
+      const boom = new Error('boom')
+      await expect(
+        locker.withLock(key, async () => {
+          expect((await admin.locks(key)).length).toBe(1)
+          throw boom
+        }),
+      ).rejects.toBe(boom)
+      expect(await admin.locks(key)).toEqual([])
+    })
+
+    it('release is idempotent, and Symbol.asyncDispose releases', async () => {
+      const { locker } = await setup()
+      const key = randomKey()
+      const handle = await locker.acquire(key)
+      await Promise.all([handle.release(), handle.release()])
+      await handle.release()
+      expect(handle.held).toBe(false)
+      expect(await admin.locks(key)).toEqual([])
+      const disposable: LockHandle = await locker.acquire(key)
+      await disposable[Symbol.asyncDispose]()
+      expect(disposable.held).toBe(false)
+      expect(await admin.locks(key)).toEqual([])
+    })
+
+    it('close() releases every lock, rejects pending waits with LockerClosedError, and refuses new work', async () => {
+      const a = await setup()
+      const b = await setup()
+      const [k1, k2, k3] = [randomKey(), randomKey(), randomKey()]
+      const h1 = await b.locker.acquire(k1)
+      const h2 = await b.locker.acquire(k2, { shared: true })
+      const blocker = await a.locker.acquire(k3)
+      const pending = settle(b.locker.acquire(k3))
+      await waitFor('the wait to reach the server', async () => (await admin.waiting(b.app)).length === 1)
+      await b.locker.close()
+      const outcome = await pending
+      expect(outcome.status).toBe('rejected')
+      expect((outcome as PromiseRejectedResult).reason).toBeInstanceOf(LockerClosedError)
+      expect(h1.held).toBe(false)
+      expect(h2.held).toBe(false)
+      expect(await admin.heldBy(b.app)).toBe(0)
+      expect(await admin.waiting(b.app)).toEqual([])
+      await expect(b.locker.acquire(randomKey())).rejects.toMatchObject({ code: 'LOCKER_CLOSED' })
+      await expect(b.locker.transaction(undefined as never).acquire(randomKey())).rejects.toBeInstanceOf(
+        LockerClosedError,
+      )
+      await b.locker.close()
+      await blocker.release()
+    })
+  })
+
+  describe(`${name}: transaction scope`, () => {
+    it('holds the lock until the transaction commits or rolls back', async () => {
+      const { locker, instance, app } = await setup()
+      const key = randomKey()
+      await instance.transaction(async (tx) => {
+        await locker.transaction(tx).acquire(key)
+        expect(await admin.locks(key)).toEqual([
+          { pid: expect.any(Number), mode: 'ExclusiveLock', granted: true, applicationName: app },
+        ])
+      })
+      expect(await admin.locks(key)).toEqual([])
+      const boom = new Error('roll back')
+      await expect(
+        instance.transaction(async (tx) => {
+          await locker.transaction(tx).acquire(key, { shared: true })
+          expect((await admin.locks(key)).map((l) => l.mode)).toEqual(['ShareLock'])
+          throw boom
+        }),
+      ).rejects.toBe(boom)
+      expect(await admin.locks(key)).toEqual([])
+    })
+
+    it('tryAcquire returns false under contention and true when free', async () => {
+      const a = await setup()
+      const b = await setup()
+      const key = randomKey()
+      const held = await a.locker.acquire(key)
+      await b.instance.transaction(async (tx) => {
+        expect(await b.locker.transaction(tx).tryAcquire(key)).toBe(false)
+        await held.release()
+        expect(await b.locker.transaction(tx).tryAcquire(key)).toBe(true)
+        expect((await admin.locks(key)).map((l) => l.applicationName)).toEqual([b.app])
+      })
+      expect(await admin.locks(key)).toEqual([])
+    })
+
+    it('a timeout leaves the transaction usable and its lock_timeout unchanged', async () => {
+      const a = await setup()
+      const b = await setup()
+      const key = randomKey()
+      const held = await a.locker.acquire(key)
+      await b.instance.transaction(async (tx, query) => {
+        await query(`SET LOCAL lock_timeout = '7s'`)
+        const t0 = performance.now()
+        await expect(b.locker.transaction(tx).acquire(key, { timeoutMs: 200 })).rejects.toBeInstanceOf(
+          LockTimeoutError,
+        )
+        expect(elapsedSince(t0)).toBeGreaterThanOrEqual(195)
+        expect(await query(`SELECT current_setting('lock_timeout') AS v, 1 AS one`)).toEqual([
+          { v: '7s', one: 1 },
+        ])
+        await held.release()
+        await b.locker.transaction(tx).acquire(key, { timeoutMs: 1_000 })
+        expect(await query(`SELECT current_setting('lock_timeout') AS v`)).toEqual([{ v: '7s' }])
+        expect((await admin.locks(key)).map((l) => l.applicationName)).toEqual([b.app])
+      })
+      expect(await admin.locks(key)).toEqual([])
+    })
+
+    it('a wait without timeoutMs outlasts the caller’s lock_timeout and statement_timeout, then restores them', async () => {
+      const a = await setup()
+      const b = await setup()
+      const key = randomKey()
+      const held = await a.locker.acquire(key)
+      await b.instance.transaction(async (tx, query) => {
+        await query(`SET LOCAL lock_timeout = '50ms'`)
+        await query(`SET LOCAL statement_timeout = '150ms'`)
+        const t0 = performance.now()
+        const releaseLater = sleep(400).then(() => held.release())
+        await b.locker.transaction(tx).acquire(key)
+        expect(elapsedSince(t0)).toBeGreaterThanOrEqual(350)
+        await releaseLater
+        expect(
+          await query(
+            `SELECT current_setting('lock_timeout') AS l, current_setting('statement_timeout') AS s`,
+          ),
+        ).toEqual([{ l: '50ms', s: '150ms' }])
+      })
+    })
+
+    it.skipIf(cancelReason !== undefined)(
+      withCancel('an abort mid-wait leaves the transaction usable'),
+      async () => {
+        const a = await setup()
+        const b = await setup()
+        const key = randomKey()
+        const held = await a.locker.acquire(key)
+        await b.instance.transaction(async (tx, query) => {
+          const controller = new AbortController()
+          const waiting = b.locker.transaction(tx).acquire(key, { signal: controller.signal })
+          await waitFor('the wait to reach the server', async () => (await admin.waiting(b.app)).length === 1)
+          const reason = new Error('stop waiting')
+          controller.abort(reason)
+          await expect(waiting).rejects.toBe(reason)
+          expect(await query('SELECT 1 AS one')).toEqual([{ one: 1 }])
+          expect(await admin.waiting(b.app)).toEqual([])
+        })
+        await held.release()
+      },
+    )
+
+    it('refuses with NotInTransactionError outside a transaction and holds nothing', async () => {
+      const { locker, instance, app } = await setup()
+      const key = randomKey()
+      await instance.outsideTransaction(async (notTx) => {
+        const tl = locker.transaction(notTx)
+        await expect(tl.acquire(key)).rejects.toBeInstanceOf(NotInTransactionError)
+        await expect(tl.acquire(key, { timeoutMs: 100 })).rejects.toMatchObject({
+          code: 'NOT_IN_TRANSACTION',
+        })
+        await expect(tl.tryAcquire(key)).rejects.toBeInstanceOf(NotInTransactionError)
+        await expect(tl.tryAcquire(key, { shared: true })).rejects.toBeInstanceOf(NotInTransactionError)
+      })
+      expect(await admin.locks(key)).toEqual([])
+      expect(await admin.heldBy(app)).toBe(0)
+    })
+
+    it('two transactions locking in opposite order: one gets DeadlockError, the other proceeds', async () => {
+      const a = await setup()
+      const b = await setup()
+      const [k1, k2] = [randomKey(), randomKey()]
+      let firstHeld = 0
+      let bothHeld!: () => void
+      const barrier = new Promise<void>((resolve) => {
+        bothHeld = resolve
+      })
+      const run = (s: Setup<Tx>, first: typeof k1, second: typeof k2) =>
+        s.instance.transaction(async (tx) => {
+          await s.locker.transaction(tx).acquire(first)
+          if (++firstHeld === 2) bothHeld()
+          await barrier
+          await s.locker.transaction(tx).acquire(second)
+        })
+      const outcomes = await Promise.allSettled([run(a, k1, k2), run(b, k2, k1)])
+      const rejected = outcomes.filter((o) => o.status === 'rejected')
+      expect(rejected).toHaveLength(1)
+      expect((rejected[0] as PromiseRejectedResult).reason).toBeInstanceOf(DeadlockError)
+      expect((rejected[0] as PromiseRejectedResult).reason).toMatchObject({ code: 'DEADLOCK' })
+      expect(await admin.locks(k1)).toEqual([])
+      expect(await admin.locks(k2)).toEqual([])
+    })
+  })
+
+  describe(`${name}: pool pressure and the caller's settings`, () => {
+    it('with max: 2 and two locks held, a timed acquire times out, leaks no connection, and the pool recovers', async () => {
+      const { locker, instance, app } = await setup({ max: 2 })
+      const h1 = await locker.acquire(randomKey())
+      const h2 = await locker.acquire(randomKey())
+      const t0 = performance.now()
+      await expect(locker.acquire(randomKey(), { timeoutMs: 200 })).rejects.toBeInstanceOf(LockTimeoutError)
+      const elapsed = elapsedSince(t0)
+      expect(elapsed).toBeGreaterThanOrEqual(195)
+      expect(elapsed).toBeLessThan(1_500)
+      const controller = new AbortController()
+      const aborted = locker.acquire(randomKey(), { signal: controller.signal })
+      const reason = new Error('enough')
+      controller.abort(reason)
+      await expect(aborted).rejects.toBe(reason)
+      await h1.release()
+      await h2.release()
+      // The connections that arrived after their waiters had gone must be back in the pool.
+      const again = [
+        await locker.acquire(randomKey(), { timeoutMs: 1_000 }),
+        await locker.acquire(randomKey(), { timeoutMs: 1_000 }),
+      ]
+      await Promise.all(again.map((h) => h.release()))
+      expect(await instance.query('SELECT 1 AS one')).toEqual([{ one: 1 }])
+      await waitFor('every backend of the app to be idle', async () => {
+        const backends = await admin.backends(app)
+        return backends.length <= 2 && backends.every((b) => b.state === 'idle')
+      })
+      expect(await admin.heldBy(app)).toBe(0)
+    })
+
+    it('timed acquires leave the caller’s lock_timeout and statement_timeout unchanged', async () => {
+      const a = await setup()
+      const b = await setup({ max: 1, settings: { lock_timeout: '7s', statement_timeout: '9s' } })
+      const key = randomKey()
+      const mine = await b.locker.acquire(key, { timeoutMs: 1_000 })
+      await mine.release()
+      const held = await a.locker.acquire(key)
+      await expect(b.locker.acquire(key, { timeoutMs: 100 })).rejects.toBeInstanceOf(LockTimeoutError)
+      expect(await b.locker.tryAcquire(key)).toBeNull()
+      await held.release()
+      expect(
+        await b.instance.query(
+          `SELECT current_setting('lock_timeout') AS l, current_setting('statement_timeout') AS s`,
+        ),
+      ).toEqual([{ l: '7s', s: '9s' }])
+    })
+
+    it('the caller’s statement_timeout and lock_timeout never cut a wait short', async () => {
+      const a = await setup()
+      const b = await setup({ max: 1, settings: { lock_timeout: '100ms', statement_timeout: '200ms' } })
+      const key = randomKey()
+      const held = await a.locker.acquire(key)
+      const t0 = performance.now()
+      const releaseLater = sleep(600).then(() => held.release())
+      const handle = await b.locker.acquire(key)
+      expect(elapsedSince(t0)).toBeGreaterThanOrEqual(550)
+      await releaseLater
+      await handle.release()
+      const again = await a.locker.acquire(key)
+      const t1 = performance.now()
+      await expect(b.locker.acquire(key, { timeoutMs: 500 })).rejects.toBeInstanceOf(LockTimeoutError)
+      expect(elapsedSince(t1)).toBeGreaterThanOrEqual(490)
+      await again.release()
+      expect(
+        await b.instance.query(
+          `SELECT current_setting('lock_timeout') AS l, current_setting('statement_timeout') AS s`,
+        ),
+      ).toEqual([{ l: '100ms', s: '200ms' }])
+      expect(await admin.heldBy(b.app)).toBe(0)
+    })
+  })
+}

@@ -1,0 +1,172 @@
+import type { Adapter, Row, SessionConnection } from '../adapter.js'
+import { LockLostError, SessionMovedError } from '../errors.js'
+import type { LockKey } from '../keys.js'
+import { type HandleOwner, LockHandleImpl } from '../lock-handle.js'
+import { type LockMode, type Statement, sessionUnlock } from '../sql.js'
+import { isSessionGone } from './classify.js'
+
+type State = 'connecting' | 'open' | 'lost' | 'released'
+
+/** What the locker wants to hear from its sessions. */
+export interface SessionHooks {
+  /** The session holds nothing any more. */
+  onIdle(session: Session): void
+  /** The connection went back to the adapter. */
+  onDisposed(session: Session): void
+}
+
+/**
+ * One server session lent by the adapter, and what this process holds on it (PostgreSQL cannot show
+ * the re-entrancy count, so the core keeps the books: DESIGN.md 6).
+ *
+ * Invariants: the connection is released exactly once; never with `destroy: false` unless it provably
+ * holds nothing; never queried after it was reported lost or released.
+ */
+export class Session implements HandleOwner {
+  readonly #adapter: Adapter<never>
+  readonly #holds = new Set<LockHandleImpl>()
+  readonly #hooks: SessionHooks
+  #conn: SessionConnection | undefined
+  #state: State = 'connecting'
+  #lostCause: unknown
+  #release: Promise<void> | undefined
+  /** The backend that took the first lock; later statements must run on it. */
+  #pid: number | undefined
+
+  constructor(adapter: Adapter<never>, hooks: SessionHooks) {
+    this.#adapter = adapter
+    this.#hooks = hooks
+  }
+
+  /** Called by the adapter (through `onLost`) when the server session is gone. */
+  readonly lose = (cause: unknown): void => {
+    if (this.#state === 'lost' || this.#state === 'released') return
+    const wasConnecting = this.#state === 'connecting'
+    this.#state = 'lost'
+    this.#lostCause = cause
+    for (const handle of this.#holds) {
+      handle.markLost(new LockLostError(handle.key, 'its connection ended', { cause }))
+    }
+    this.#holds.clear()
+    // Before attach() there is nothing to hand back yet; attach() will.
+    if (!wasConnecting) void this.dispose(true)
+  }
+
+  /** Takes the connection the adapter lent. */
+  attach(conn: SessionConnection): void {
+    this.#conn = conn
+    if (this.#state === 'connecting') this.#state = 'open'
+    else void this.dispose(true)
+  }
+
+  get isOpen(): boolean {
+    return this.#state === 'open'
+  }
+
+  get isLost(): boolean {
+    return this.#state === 'lost'
+  }
+
+  get canCancel(): boolean {
+    return this.#conn?.cancel !== undefined
+  }
+
+  get holdCount(): number {
+    return this.#holds.size
+  }
+
+  /** Runs a statement; rejects without touching the driver once the session is lost or released. */
+  query(statement: Statement): Promise<readonly Row[]> {
+    if (this.#state !== 'open' || this.#conn === undefined) {
+      return Promise.reject(
+        this.#state === 'lost'
+          ? (this.#lostCause ?? new Error('pglock: the session was lost'))
+          : new Error('pglock: internal error: query on a session that is not open'),
+      )
+    }
+    return this.#conn.query(statement.text, statement.params)
+  }
+
+  /** Cancels the statement in flight; rejects when the adapter cannot. */
+  cancel(): Promise<void> {
+    const conn = this.#conn
+    if (conn?.cancel === undefined || this.#state !== 'open') {
+      return Promise.reject(new Error('pglock: this connection cannot cancel a statement'))
+    }
+    return conn.cancel()
+  }
+
+  /** Records a lock taken on this session and returns its handle. */
+  addHold(key: LockKey, mode: LockMode, pid: unknown): LockHandleImpl {
+    if (this.#pid === undefined && typeof pid === 'number') this.#pid = pid
+    const handle = new LockHandleImpl(key, mode === 'shared', this)
+    this.#holds.add(handle)
+    return handle
+  }
+
+  /** The statement that unlocks, guarded so that it only runs on the backend that took the lock. */
+  async unlock(handle: LockHandleImpl): Promise<void> {
+    if (!this.#holds.has(handle)) return
+    const mode: LockMode = handle.shared ? 'shared' : 'exclusive'
+    let rows: readonly Row[]
+    try {
+      rows = await this.query(sessionUnlock(handle.key, mode, this.#pid))
+    } catch (error) {
+      this.#holds.delete(handle)
+      if (this.#state === 'lost' || isSessionGone(this.#adapter, error)) {
+        // The session died before the unlock: the lock may have gone at any moment before it.
+        handle.markLost(new LockLostError(handle.key, 'its connection ended', { cause: error }))
+      } else {
+        // Ending the session frees the lock on the server, which is what release() promises.
+        handle.markReleased()
+      }
+      await this.dispose(true)
+      return
+    }
+    this.#holds.delete(handle)
+    const row = rows[0]
+    if (row?.released === true) {
+      handle.markReleased()
+      if (this.#holds.size === 0) this.#hooks.onIdle(this)
+      return
+    }
+    if (row?.released === null || row?.released === undefined) {
+      handle.markLost(
+        new LockLostError(handle.key, 'the server session changed under it', {
+          cause: new SessionMovedError(`backend ${this.#pid} at acquire, ${String(row?.pid)} at release`),
+        }),
+      )
+    } else {
+      handle.markLost(
+        new LockLostError(
+          handle.key,
+          'the server no longer held it at release (pg_advisory_unlock returned false)',
+        ),
+      )
+    }
+    await this.dispose(true)
+  }
+
+  /** Releases every lock held on this session (locker close). */
+  async releaseAll(): Promise<void> {
+    await Promise.all([...this.#holds].map((handle) => handle.release()))
+  }
+
+  /** Hands the connection back to the adapter, once; `destroy` unless it provably holds nothing. */
+  dispose(destroy: boolean): Promise<void> {
+    if (this.#release !== undefined) return this.#release
+    if (this.#conn === undefined) return Promise.resolve()
+    const mustDestroy = destroy || this.#holds.size > 0 || this.#state !== 'open'
+    if (this.#state === 'open') this.#state = 'released'
+    for (const handle of this.#holds) {
+      handle.markLost(new LockLostError(handle.key, 'its connection was discarded'))
+    }
+    this.#holds.clear()
+    this.#hooks.onDisposed(this)
+    this.#release = this.#conn.release({ destroy: mustDestroy }).catch(() => {
+      // The contract says release never rejects; if an adapter breaks that, there is nobody to tell
+      // and nothing left to clean: the session is out of our hands either way.
+    })
+    return this.#release
+  }
+}

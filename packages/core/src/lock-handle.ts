@@ -1,0 +1,85 @@
+import type { LockKey } from './keys.js'
+
+/** A session-scoped lock held by this process. */
+export interface LockHandle extends AsyncDisposable {
+  /** The lock's key, normalised. */
+  readonly key: LockKey
+  /** Whether the lock is held in shared mode. */
+  readonly shared: boolean
+  /** true until released or lost. */
+  readonly held: boolean
+  /** Aborted, with a `LockLostError` as reason, when the lock is lost (its connection died). */
+  readonly signal: AbortSignal
+  /** Unlocks. Idempotent; resolves without error when the lock was already lost. */
+  release(): Promise<void>
+}
+
+/** What a handle asks of the session that holds its lock. */
+export interface HandleOwner {
+  /** Unlocks on the server and settles the handle's state; never rejects. */
+  unlock(handle: LockHandleImpl): Promise<void>
+}
+
+type State = 'held' | 'releasing' | 'released' | 'lost'
+
+/** The one implementation of {@link LockHandle}; its state changes only through the owning session. */
+export class LockHandleImpl implements LockHandle {
+  readonly key: LockKey
+  readonly shared: boolean
+  readonly #controller = new AbortController()
+  readonly #owner: HandleOwner
+  #state: State = 'held'
+  #release: Promise<void> | undefined
+
+  constructor(key: LockKey, shared: boolean, owner: HandleOwner) {
+    this.key = key
+    this.shared = shared
+    this.#owner = owner
+  }
+
+  get held(): boolean {
+    return this.#state === 'held'
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal
+  }
+
+  /** Whether the lock was lost (rather than released). */
+  get lost(): boolean {
+    return this.#state === 'lost'
+  }
+
+  release(): Promise<void> {
+    if (this.#release === undefined) {
+      if (this.#state !== 'held') {
+        this.#release = Promise.resolve()
+      } else {
+        this.#state = 'releasing'
+        this.#release = this.#owner.unlock(this)
+      }
+    }
+    return this.#release
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.release()
+  }
+
+  /** Marks the lock released on the server. */
+  markReleased(): void {
+    if (this.#state === 'held' || this.#state === 'releasing') this.#state = 'released'
+  }
+
+  /**
+   * Marks the lock lost and aborts `signal` with `error`. A loss noticed while the release is under
+   * way (the unlock found nothing to unlock) still counts: the protected work may have run without
+   * the lock.
+   */
+  markLost(error: Error): void {
+    if (this.#state === 'held' || this.#state === 'releasing') {
+      this.#state = 'lost'
+      this.#controller.abort(error)
+    }
+  }
+}

@@ -1,0 +1,588 @@
+import type { Adapter, Row, TransactionConnection } from './adapter.js'
+import {
+  DeadlockError,
+  InvalidOptionsError,
+  LockerClosedError,
+  LockTimeoutError,
+  NotInTransactionError,
+} from './errors.js'
+import {
+  DEADLOCK_DETECTED,
+  isSessionGone,
+  LOCK_NOT_AVAILABLE,
+  NO_ACTIVE_SQL_TRANSACTION,
+} from './internal/classify.js'
+import { Operation, raceOperation } from './internal/operation.js'
+import { Session } from './internal/session.js'
+import { type LockKey, type LockKeyInput, lockKey } from './keys.js'
+import type { LockHandle, LockHandleImpl } from './lock-handle.js'
+import {
+  type AcquireOptions,
+  type LockerOptions,
+  type ResolvedAcquireOptions,
+  type ResolvedLockerOptions,
+  resolveAcquireOptions,
+  resolveLockerOptions,
+  resolveTryAcquireOptions,
+  type TryAcquireOptions,
+} from './options.js'
+import {
+  BEGIN,
+  COMMIT,
+  type LockMode,
+  lockTimeoutSetting,
+  RELEASE_SAVEPOINT,
+  ROLLBACK,
+  ROLLBACK_TO_SAVEPOINT,
+  restoreLocalTimeouts,
+  SAVEPOINT,
+  type Statement,
+  sessionHolds,
+  sessionLock,
+  sessionLockInTransaction,
+  sessionTryLock,
+  setLocalTimeouts,
+  xactLock,
+  xactLockIfUnlimited,
+  xactTryLock,
+} from './sql.js'
+
+/** The outcome of `tryWithLock`. */
+export type TryWithLockResult<T> =
+  | { readonly acquired: true; readonly value: T }
+  | { readonly acquired: false }
+
+/** Transaction-scoped locks on one of the caller's transactions. */
+export interface TransactionLocker {
+  /** `pg_advisory_xact_lock[_shared]`: held until the transaction ends. */
+  acquire(key: LockKeyInput, options?: AcquireOptions): Promise<void>
+  /** One attempt, never waits: true when acquired (held until the transaction ends). */
+  tryAcquire(key: LockKeyInput, options?: TryAcquireOptions): Promise<boolean>
+}
+
+/** Distributed locks on one adapter. Create it with {@link createLocker}. */
+export interface Locker<Tx = unknown> extends AsyncDisposable {
+  /** Waits until the lock is held. No timeoutMs = wait without limit. */
+  acquire(key: LockKeyInput, options?: AcquireOptions): Promise<LockHandle>
+  /** One attempt, never waits: the handle, or null when someone else holds the lock. */
+  tryAcquire(key: LockKeyInput, options?: TryAcquireOptions): Promise<LockHandle | null>
+  /** acquire, run fn, always release; rejects with `LockLostError` if the lock was lost while fn ran. */
+  withLock<T>(
+    key: LockKeyInput,
+    fn: (lock: LockHandle) => T | Promise<T>,
+    options?: AcquireOptions,
+  ): Promise<T>
+  /** tryAcquire; runs fn only when acquired (the "skip if already running" pattern). */
+  tryWithLock<T>(
+    key: LockKeyInput,
+    fn: (lock: LockHandle) => T | Promise<T>,
+    options?: TryAcquireOptions,
+  ): Promise<TryWithLockResult<T>>
+  /** Transaction-scoped locks on the caller's own transaction object. */
+  transaction(tx: Tx): TransactionLocker
+  /** Releases every lock this locker holds, rejects its pending waits with LockerClosedError, returns its connections. Idempotent. */
+  close(): Promise<void>
+}
+
+/**
+ * Creates a locker over an adapter, for example `createLocker(pgAdapter(pool))`.
+ * Throws {@link InvalidOptionsError} synchronously for a bad adapter or option.
+ */
+export function createLocker<Tx>(adapter: Adapter<Tx>, options?: LockerOptions): Locker<Tx> {
+  const a = adapter as Partial<Adapter<Tx>> | null
+  if (
+    typeof a !== 'object' ||
+    a === null ||
+    typeof a.connect !== 'function' ||
+    typeof a.transaction !== 'function' ||
+    typeof a.sqlState !== 'function' ||
+    typeof a.isConnectionError !== 'function'
+  ) {
+    throw new InvalidOptionsError(
+      'adapter',
+      'expected a pglock adapter such as pgAdapter(pool) from @pglock/adapter-pg (an object with connect, transaction, sqlState and isConnectionError)',
+    )
+  }
+  return new LockerImpl(adapter, resolveLockerOptions(options))
+}
+
+/** Serialises the core's statements per caller transaction object (see `#transactionTurn`). */
+const transactionQueues = new WeakMap<object, Promise<void>>()
+
+/** Something the core can wait on and cancel: a lent session or a caller's transaction. */
+interface Waitable {
+  query(statement: Statement): Promise<readonly Row[]>
+  cancel(): Promise<void>
+  /** The cancel could not be delivered. */
+  onCancelFailed(): void
+}
+
+class LockerImpl<Tx> implements Locker<Tx> {
+  readonly #adapter: Adapter<Tx>
+  readonly #options: ResolvedLockerOptions
+  readonly #operations = new Set<Operation>()
+  readonly #sessions = new Set<Session>()
+  readonly #sessionHooks = {
+    onIdle: (session: Session) => void session.dispose(false),
+    onDisposed: (session: Session) => void this.#sessions.delete(session),
+  }
+  #closing: Promise<void> | undefined
+
+  constructor(adapter: Adapter<Tx>, options: ResolvedLockerOptions) {
+    this.#adapter = adapter
+    this.#options = options
+  }
+
+  get #closed(): boolean {
+    return this.#closing !== undefined
+  }
+
+  acquire(key: LockKeyInput, options?: AcquireOptions): Promise<LockHandle> {
+    return this.#acquireSession(key, options, false) as Promise<LockHandle>
+  }
+
+  tryAcquire(key: LockKeyInput, options?: TryAcquireOptions): Promise<LockHandle | null> {
+    return this.#acquireSession(key, options, true)
+  }
+
+  async withLock<T>(
+    key: LockKeyInput,
+    fn: (lock: LockHandle) => T | Promise<T>,
+    options?: AcquireOptions,
+  ): Promise<T> {
+    checkCallback(fn)
+    const handle = (await this.#acquireSession(key, options, false)) as LockHandleImpl
+    return runHolding(handle, fn)
+  }
+
+  async tryWithLock<T>(
+    key: LockKeyInput,
+    fn: (lock: LockHandle) => T | Promise<T>,
+    options?: TryAcquireOptions,
+  ): Promise<TryWithLockResult<T>> {
+    checkCallback(fn)
+    const handle = await this.#acquireSession(key, options, true)
+    if (handle === null) return { acquired: false }
+    return { acquired: true, value: await runHolding(handle, fn) }
+  }
+
+  transaction(tx: Tx): TransactionLocker {
+    return {
+      acquire: async (key, options) => {
+        await this.#acquireTransaction(tx, key, options, false)
+      },
+      tryAcquire: (key, options) => this.#acquireTransaction(tx, key, options, true),
+    }
+  }
+
+  close(): Promise<void> {
+    if (this.#closing === undefined) {
+      this.#closing = (async () => {
+        const pending = [...this.#operations]
+        for (const op of pending) op.abort(new LockerClosedError())
+        await Promise.all(pending.map((op) => op.done))
+        await Promise.all([...this.#sessions].map((session) => session.releaseAll()))
+      })()
+    }
+    return this.#closing
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close()
+  }
+
+  // ---- session scope ------------------------------------------------------------------------
+
+  async #acquireSession(
+    input: LockKeyInput,
+    rawOptions: unknown,
+    isTry: boolean,
+  ): Promise<LockHandleImpl | null> {
+    const key = lockKey(input, this.#options.keyDerivation)
+    const options = isTry ? resolveTryAcquireOptions(rawOptions) : resolveAcquireOptions(rawOptions)
+    if (this.#closed) throw new LockerClosedError()
+    if (options.signal?.aborted) throw options.signal.reason
+    const mode: LockMode = options.shared ? 'shared' : 'exclusive'
+    // timeoutMs: 0 means "do not wait for the lock"; the pool wait is then the same as tryAcquire's.
+    const noWait = isTry || options.timeoutMs === 0
+    const op = this.#operation(key, options, noWait)
+    try {
+      const session = await this.#checkout(op)
+      op.startServerWait()
+      const handle = await this.#lockSession(session, key, mode, noWait, options.timeoutMs, op)
+      if (handle === null) {
+        if (isTry) return null
+        throw new LockTimeoutError(key, options.timeoutMs ?? 0)
+      }
+      if (this.#closed) {
+        await handle.release()
+        throw new LockerClosedError()
+      }
+      return handle
+    } finally {
+      op.dispose()
+    }
+  }
+
+  #operation(key: LockKey, options: ResolvedAcquireOptions, noWait: boolean): Operation {
+    const timeoutMs = noWait ? undefined : options.timeoutMs
+    return new Operation(
+      this.#operations,
+      options.signal,
+      timeoutMs,
+      () => new LockTimeoutError(key, timeoutMs ?? 0),
+    )
+  }
+
+  /** A session from the adapter; the pool wait counts towards the deadline and honours aborts. */
+  async #checkout(op: Operation): Promise<Session> {
+    if (op.aborted) throw op.reason
+    const session = new Session(this.#adapter as Adapter<never>, this.#sessionHooks)
+    let connecting: Promise<Awaited<ReturnType<Adapter<Tx>['connect']>>>
+    try {
+      connecting = this.#adapter.connect({ onLost: session.lose })
+    } catch (error) {
+      connecting = Promise.reject(error)
+    }
+    const conn = await raceOperation(op, connecting, (late) => {
+      // Arrived after the caller stopped waiting: never queried, so it goes back clean.
+      session.attach(late)
+      void session.dispose(false)
+    })
+    session.attach(conn)
+    this.#sessions.add(session)
+    return session
+  }
+
+  async #lockSession(
+    session: Session,
+    key: LockKey,
+    mode: LockMode,
+    noWait: boolean,
+    timeoutMs: number | undefined,
+    op: Operation,
+  ): Promise<LockHandleImpl | null> {
+    if (op.aborted) {
+      await session.dispose(false)
+      throw op.reason
+    }
+    const remaining = op.remainingMs()
+    const statement =
+      noWait || (remaining !== undefined && remaining < 1)
+        ? sessionTryLock(key, mode)
+        : sessionLock(key, mode, remaining)
+    let row: Row | undefined
+    try {
+      row = (await this.#waitOnServer(this.#sessionWaitable(session), statement, op))[0]
+    } catch (error) {
+      throw await this.#afterFailedSessionWait(session, key, mode, error, op, timeoutMs)
+    }
+    if (row?.acquired === null) {
+      // The caller's statement_timeout would cut the wait short: take the transaction-block route.
+      row = await this.#lockSessionInBlock(session, key, mode, op, timeoutMs)
+    }
+    if (row?.acquired === true) {
+      const handle = session.addHold(key, mode, row.pid)
+      if (op.aborted) {
+        // Granted just as the abort landed: the caller has gone, so give the lock back.
+        await handle.release()
+        throw op.reason
+      }
+      return handle
+    }
+    if (row?.acquired === false) {
+      await session.dispose(false)
+      if (op.aborted) throw op.reason
+      return null
+    }
+    await session.dispose(true)
+    throw new Error(
+      `pglock: the ${this.#adapter.name} adapter returned an unexpected row: ${JSON.stringify(row)}`,
+    )
+  }
+
+  /**
+   * The route when the caller's `statement_timeout` is shorter than the wait: it cannot be lifted
+   * inside the statement it governs, so lift it for one transaction block (session locks outlive it).
+   */
+  async #lockSessionInBlock(
+    session: Session,
+    key: LockKey,
+    mode: LockMode,
+    op: Operation,
+    timeoutMs: number | undefined,
+  ): Promise<Row | undefined> {
+    try {
+      await session.query(BEGIN)
+    } catch (error) {
+      await session.dispose(true)
+      throw error
+    }
+    let row: Row | undefined
+    try {
+      const remaining = op.remainingMs()
+      await session.query(
+        setLocalTimeouts(remaining === undefined ? '0' : lockTimeoutSetting(remaining), '0'),
+      )
+      row = (
+        await this.#waitOnServer(this.#sessionWaitable(session), sessionLockInTransaction(key, mode), op)
+      )[0]
+    } catch (error) {
+      if (session.isOpen && !isSessionGone(this.#adapter as Adapter<never>, error)) {
+        try {
+          await session.query(ROLLBACK)
+        } catch {
+          await session.dispose(true)
+          throw op.aborted ? op.reason : this.#classify(error, key, timeoutMs)
+        }
+      }
+      throw await this.#afterFailedSessionWait(session, key, mode, error, op, timeoutMs)
+    }
+    try {
+      await session.query(COMMIT)
+    } catch (error) {
+      await session.dispose(true)
+      throw error
+    }
+    return row
+  }
+
+  /**
+   * After a failed or aborted session wait: PostgreSQL can grant the lock just as it reports a
+   * timeout or a cancel (DESIGN.md 2), so ask the server whether this session holds it, unlock if it
+   * does, and only then hand the connection back. Returns the error the acquire rejects with.
+   */
+  async #afterFailedSessionWait(
+    session: Session,
+    key: LockKey,
+    mode: LockMode,
+    error: unknown,
+    op: Operation,
+    timeoutMs: number | undefined,
+  ): Promise<unknown> {
+    const outcome = op.aborted ? op.reason : this.#classify(error, key, timeoutMs)
+    if (!session.isOpen || isSessionGone(this.#adapter as Adapter<never>, error)) {
+      await session.dispose(true)
+      return outcome
+    }
+    try {
+      const held = (await session.query(sessionHolds(key, mode)))[0]?.held
+      if (held === true) {
+        // One hold at most: a session never waits while it holds anything, so unlocking once is exact.
+        await session.addHold(key, mode, undefined).release()
+      } else if (held === false) {
+        await session.dispose(false)
+      } else {
+        await session.dispose(true)
+      }
+    } catch {
+      // The check itself failed; ending the session is the sure way to free whatever it holds.
+      await session.dispose(true)
+    }
+    return outcome
+  }
+
+  #sessionWaitable(session: Session): Waitable {
+    return {
+      query: (statement) => session.query(statement),
+      cancel: () => session.cancel(),
+      // Without a cancel, ending the session is the only way to stop the wait on the server.
+      onCancelFailed: () => void session.dispose(true),
+    }
+  }
+
+  /**
+   * Runs a statement that may wait on the server; when the operation aborts, cancels it on the
+   * server and waits for the cancel to be delivered before anything else is sent.
+   */
+  async #waitOnServer(target: Waitable, statement: Statement, op: Operation): Promise<readonly Row[]> {
+    const pending = target.query(statement)
+    let cancelling: Promise<void> | undefined
+    const onAbort = () => {
+      cancelling = target.cancel().catch(() => target.onCancelFailed())
+    }
+    op.signal.addEventListener('abort', onAbort, { once: true })
+    try {
+      return await pending
+    } finally {
+      op.signal.removeEventListener('abort', onAbort)
+      if (cancelling !== undefined) await cancelling
+    }
+  }
+
+  #classify(error: unknown, key: LockKey, timeoutMs: number | undefined): unknown {
+    const state = this.#adapter.sqlState(error)
+    if (state === LOCK_NOT_AVAILABLE && timeoutMs !== undefined) {
+      return new LockTimeoutError(key, timeoutMs, { cause: error })
+    }
+    if (state === DEADLOCK_DETECTED) return new DeadlockError(key, { cause: error })
+    return error
+  }
+
+  // ---- transaction scope --------------------------------------------------------------------
+
+  async #acquireTransaction(
+    tx: Tx,
+    input: LockKeyInput,
+    rawOptions: unknown,
+    isTry: boolean,
+  ): Promise<boolean> {
+    const key = lockKey(input, this.#options.keyDerivation)
+    const options = isTry ? resolveTryAcquireOptions(rawOptions) : resolveAcquireOptions(rawOptions)
+    if (this.#closed) throw new LockerClosedError()
+    if (options.signal?.aborted) throw options.signal.reason
+    const conn = this.#adapter.transaction(tx)
+    const mode: LockMode = options.shared ? 'shared' : 'exclusive'
+    const noWait = isTry || options.timeoutMs === 0
+    const op = this.#operation(key, options, noWait)
+    try {
+      const endTurn = await raceOperation(op, this.#transactionTurn(tx as object), (late) => late())
+      try {
+        op.startServerWait()
+        const acquired = await this.#lockTransaction(conn, key, mode, noWait, options, op)
+        if (!acquired && !isTry) throw new LockTimeoutError(key, options.timeoutMs ?? 0)
+        return acquired
+      } finally {
+        endTurn()
+      }
+    } finally {
+      op.dispose()
+    }
+  }
+
+  /**
+   * Waits for this transaction object's earlier pglock calls: their savepoints must not interleave
+   * (rolling back to one would destroy a later one).
+   */
+  #transactionTurn(tx: object): Promise<() => void> {
+    const previous = transactionQueues.get(tx) ?? Promise.resolve()
+    let endTurn!: () => void
+    const mine = new Promise<void>((resolve) => {
+      endTurn = resolve
+    })
+    const tail = previous.then(() => mine)
+    transactionQueues.set(tx, tail)
+    void tail.then(() => {
+      if (transactionQueues.get(tx) === tail) transactionQueues.delete(tx)
+    })
+    return previous.then(() => endTurn)
+  }
+
+  async #lockTransaction(
+    conn: TransactionConnection,
+    key: LockKey,
+    mode: LockMode,
+    noWait: boolean,
+    options: ResolvedAcquireOptions,
+    op: Operation,
+  ): Promise<boolean> {
+    const status = conn.transactionStatus()
+    if (status === 'idle')
+      throw new NotInTransactionError(`the ${this.#adapter.name} connection is not in a transaction`)
+    if (status !== 'unknown') {
+      if (noWait) {
+        // Never waits, so it needs no savepoint; an abort after it was sent cannot undo an xact lock.
+        const statement = xactTryLock(key, mode)
+        return (await conn.query(statement.text, statement.params))[0]?.acquired === true
+      }
+      if (options.timeoutMs === undefined && options.signal === undefined) {
+        const statement = xactLockIfUnlimited(key, mode)
+        let row: Row | undefined
+        try {
+          row = (await conn.query(statement.text, statement.params))[0]
+        } catch (error) {
+          throw this.#classify(error, key, undefined)
+        }
+        if (row?.acquired === true) return true
+        // NULL: the caller's lock_timeout or statement_timeout is set; override them under a savepoint.
+      }
+    }
+    return this.#lockUnderSavepoint(conn, key, mode, noWait, op, options.timeoutMs)
+  }
+
+  /**
+   * A wait inside the caller's transaction, under a savepoint so that a timeout, cancel or deadlock
+   * leaves the transaction usable, with `lock_timeout` / `statement_timeout` set for the wait and
+   * put back by hand afterwards (RELEASE SAVEPOINT keeps setting changes).
+   */
+  async #lockUnderSavepoint(
+    conn: TransactionConnection,
+    key: LockKey,
+    mode: LockMode,
+    noWait: boolean,
+    op: Operation,
+    timeoutMs: number | undefined,
+  ): Promise<boolean> {
+    const run = (statement: Statement) => conn.query(statement.text, statement.params)
+    try {
+      await run(SAVEPOINT)
+    } catch (error) {
+      if (this.#adapter.sqlState(error) === NO_ACTIVE_SQL_TRANSACTION) {
+        throw new NotInTransactionError(`the ${this.#adapter.name} connection is not in a transaction`, {
+          cause: error,
+        })
+      }
+      throw error
+    }
+    let acquired: boolean
+    try {
+      let previous: Row | undefined
+      if (!noWait) {
+        const remaining = op.remainingMs()
+        previous = (
+          await run(setLocalTimeouts(remaining === undefined ? '0' : lockTimeoutSetting(remaining), '0'))
+        )[0]
+      }
+      if (op.aborted) throw op.reason
+      const waitable: Waitable = {
+        query: run,
+        cancel: () =>
+          conn.cancel === undefined ? Promise.reject(new Error('pglock: no cancel')) : conn.cancel(),
+        // The caller's transaction cannot be discarded: the wait then ends on its own terms.
+        onCancelFailed: () => {},
+      }
+      const rows = await this.#waitOnServer(
+        waitable,
+        noWait ? xactTryLock(key, mode) : xactLock(key, mode),
+        op,
+      )
+      // Granted as an abort landed: rolling back to the savepoint below frees the lock again.
+      if (op.aborted) throw op.reason
+      acquired = rows[0]?.acquired === true
+      if (previous !== undefined) {
+        await run(restoreLocalTimeouts(String(previous.lock_timeout), String(previous.statement_timeout)))
+      }
+    } catch (error) {
+      try {
+        await run(ROLLBACK_TO_SAVEPOINT)
+        await run(RELEASE_SAVEPOINT)
+      } catch {
+        // The transaction is beyond mending (its connection died, or it was aborted by the server);
+        // the error below says why, and the caller must roll back anyway.
+      }
+      throw op.aborted ? op.reason : this.#classify(error, key, timeoutMs)
+    }
+    await run(RELEASE_SAVEPOINT)
+    return acquired
+  }
+}
+
+function checkCallback(fn: unknown): void {
+  if (typeof fn !== 'function')
+    throw new InvalidOptionsError('fn', 'expected a function to run while holding the lock')
+}
+
+/** Runs `fn` while holding `handle`, always releases, and reports a loss during `fn`. */
+async function runHolding<T>(handle: LockHandleImpl, fn: (lock: LockHandle) => T | Promise<T>): Promise<T> {
+  let value: T
+  try {
+    value = await fn(handle)
+  } catch (error) {
+    await handle.release()
+    throw error
+  }
+  await handle.release()
+  // The work was not protected: say so even though fn resolved.
+  if (handle.lost) throw handle.signal.reason
+  return value
+}

@@ -1,0 +1,138 @@
+import { InvalidOptionsError } from './errors.js'
+import { type KeyDerivation, keyDerivations } from './keys.js'
+
+/** Options of {@link createLocker}. */
+export interface LockerOptions {
+  /** How string keys become lock ids. Default: `keyDerivations.sha256`. */
+  readonly keyDerivation?: KeyDerivation
+}
+
+/** Options of `acquire`, `withLock` and transaction-scoped `acquire`. */
+export interface AcquireOptions {
+  /** Take the lock in shared mode (many shared holders, no exclusive one). Default false. */
+  readonly shared?: boolean
+  /**
+   * The longest wait, in milliseconds, including the wait for a pool connection; finite, >= 0.
+   * 0 means "do not wait for the lock" (like `tryAcquire`, but rejecting with `LockTimeoutError`).
+   * Omitted: wait without limit.
+   */
+  readonly timeoutMs?: number
+  /** Aborts the wait; the promise rejects with `signal.reason`. */
+  readonly signal?: AbortSignal
+}
+
+/** Options of `tryAcquire` and `tryWithLock`. */
+export interface TryAcquireOptions {
+  /** Take the lock in shared mode. Default false. */
+  readonly shared?: boolean
+  /** Aborts the attempt (and any wait for a pool connection); the promise rejects with `signal.reason`. */
+  readonly signal?: AbortSignal
+}
+
+/** The largest timeout PostgreSQL's `lock_timeout` (and Node's timers) accept, in milliseconds. */
+export const MAX_TIMEOUT_MS = 2_147_483_647
+
+/** Defaults, in one place. */
+export const DEFAULT_LOCKER_OPTIONS: Readonly<Required<LockerOptions>> = Object.freeze({
+  keyDerivation: keyDerivations.sha256,
+})
+
+/** Acquire options after validation. */
+export interface ResolvedAcquireOptions {
+  readonly shared: boolean
+  readonly timeoutMs: number | undefined
+  readonly signal: AbortSignal | undefined
+}
+
+const NO_OPTIONS: ResolvedAcquireOptions = Object.freeze({
+  shared: false,
+  timeoutMs: undefined,
+  signal: undefined,
+})
+
+function checkObject(value: unknown, what: string, allowed: readonly string[]): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidOptionsError(what, `expected an object, got ${value === null ? 'null' : typeof value}`)
+  }
+  for (const name of Object.keys(value)) {
+    if (!allowed.includes(name)) {
+      // A typo such as `{ timeout: 5000 }` would otherwise wait forever without a word.
+      throw new InvalidOptionsError(
+        name,
+        `unknown option for ${what} (expected one of: ${allowed.join(', ')})`,
+      )
+    }
+  }
+  return value as Record<string, unknown>
+}
+
+function isAbortSignal(value: unknown): value is AbortSignal {
+  if (value instanceof AbortSignal) return true
+  // Accept signals from another realm (a vm context, a polyfill) that behave like one.
+  const v = value as Partial<AbortSignal> | null
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof v.aborted === 'boolean' &&
+    typeof v.addEventListener === 'function' &&
+    typeof v.removeEventListener === 'function'
+  )
+}
+
+function checkShared(value: unknown): boolean {
+  if (value === undefined) return false
+  if (typeof value !== 'boolean')
+    throw new InvalidOptionsError('shared', `expected a boolean, got ${typeof value}`)
+  return value
+}
+
+function checkSignal(value: unknown): AbortSignal | undefined {
+  if (value === undefined) return undefined
+  if (!isAbortSignal(value)) throw new InvalidOptionsError('signal', 'expected an AbortSignal')
+  return value
+}
+
+/** Validates the options of an acquire; throws {@link InvalidOptionsError}. */
+export function resolveAcquireOptions(options: unknown): ResolvedAcquireOptions {
+  if (options === undefined) return NO_OPTIONS
+  const o = checkObject(options, 'acquire options', ['shared', 'timeoutMs', 'signal'])
+  const timeoutMs = o.timeoutMs
+  if (timeoutMs !== undefined) {
+    if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0) {
+      throw new InvalidOptionsError('timeoutMs', `expected a finite number >= 0, got ${String(timeoutMs)}`)
+    }
+    if (timeoutMs > MAX_TIMEOUT_MS) {
+      throw new InvalidOptionsError(
+        'timeoutMs',
+        `${timeoutMs} exceeds ${MAX_TIMEOUT_MS} (about 24.8 days); omit it to wait without limit`,
+      )
+    }
+  }
+  return {
+    shared: checkShared(o.shared),
+    timeoutMs: timeoutMs as number | undefined,
+    signal: checkSignal(o.signal),
+  }
+}
+
+/** Validates the options of a try-acquire; throws {@link InvalidOptionsError}. */
+export function resolveTryAcquireOptions(options: unknown): ResolvedAcquireOptions {
+  if (options === undefined) return NO_OPTIONS
+  const o = checkObject(options, 'tryAcquire options', ['shared', 'signal'])
+  return { shared: checkShared(o.shared), timeoutMs: undefined, signal: checkSignal(o.signal) }
+}
+
+/** Locker options after validation. */
+export type ResolvedLockerOptions = Readonly<Required<LockerOptions>>
+
+/** Validates the options of `createLocker`; throws {@link InvalidOptionsError}. */
+export function resolveLockerOptions(options: unknown): ResolvedLockerOptions {
+  if (options === undefined) return DEFAULT_LOCKER_OPTIONS
+  const o = checkObject(options, 'locker options', ['keyDerivation'])
+  if (o.keyDerivation !== undefined && typeof o.keyDerivation !== 'function') {
+    throw new InvalidOptionsError('keyDerivation', 'expected a function (name: string) => LockKey')
+  }
+  return Object.freeze({
+    keyDerivation: (o.keyDerivation as KeyDerivation | undefined) ?? DEFAULT_LOCKER_OPTIONS.keyDerivation,
+  })
+}

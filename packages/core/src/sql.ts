@@ -1,0 +1,195 @@
+/**
+ * Every SQL statement pglock sends. Nothing else in the project writes lock SQL.
+ *
+ * Rules (DESIGN.md 9): keys travel as parameters with explicit casts, every result column is aliased,
+ * and no result relies on int8 (drivers return it as strings or lossy numbers): results are booleans,
+ * text settings and `pg_backend_pid()` (int4).
+ */
+import { keyParams, type LockKey, pgLocksIdentity } from './keys.js'
+
+/** A statement and its positional parameters. */
+export interface Statement {
+  readonly text: string
+  readonly params: readonly string[]
+}
+
+/** The lock mode in SQL function names and in `pg_locks.mode`. */
+export type LockMode = 'exclusive' | 'shared'
+
+function args(key: LockKey, first = 1): string {
+  return key.kind === 'bigint' ? `$${first}::bigint` : `$${first}::int4, $${first + 1}::int4`
+}
+
+function fn(base: string, mode: LockMode): string {
+  return mode === 'shared' ? `${base}_shared` : base
+}
+
+/**
+ * Milliseconds of slack between a caller's `statement_timeout` and our lock wait: the statement timer
+ * starts when the statement does, a moment before the lock wait (and its `lock_timeout`) begins.
+ */
+const STATEMENT_TIMEOUT_SLACK_MS = 250
+
+/** `lock_timeout` text for a wait of `ms` milliseconds (rounded up: never shorter than asked). */
+export function lockTimeoutSetting(ms: number): string {
+  return `${Math.max(1, Math.ceil(ms))}ms`
+}
+
+/**
+ * Session lock without waiting. Returns `acquired` (boolean) and `pid`.
+ */
+export function sessionTryLock(key: LockKey, mode: LockMode): Statement {
+  return {
+    text: `SELECT ${fn('pg_try_advisory_lock', mode)}(${args(key)}) AS acquired, pg_backend_pid() AS pid`,
+    params: keyParams(key),
+  }
+}
+
+/**
+ * Session lock that waits, in one round trip, with `lock_timeout` set for this statement only
+ * (`set_config(..., true)` in autocommit reverts when the statement ends; '0' = wait without limit).
+ *
+ * The caller's `statement_timeout` cannot be lifted from inside the statement it applies to (its timer
+ * is armed when the statement starts), so the wait only starts when that timeout is off or longer than
+ * the wait; otherwise `acquired` is NULL, nothing was locked, and the core uses
+ * {@link sessionLockInTransaction}.
+ */
+export function sessionLock(key: LockKey, mode: LockMode, timeoutMs: number | undefined): Statement {
+  const params = keyParams(key)
+  const n = params.length
+  const lockTimeout = `$${n + 1}`
+  if (timeoutMs === undefined) {
+    return {
+      text:
+        `SELECT CASE WHEN current_setting('statement_timeout') = '0' ` +
+        `THEN ${fn('pg_advisory_lock', mode)}(${args(key)}) IS NOT NULL END AS acquired, pg_backend_pid() AS pid ` +
+        `FROM (SELECT set_config('lock_timeout', ${lockTimeout}, true) AS lock_timeout) AS pglock_settings`,
+      params: [...params, '0'],
+    }
+  }
+  return {
+    text:
+      `SELECT CASE WHEN current_setting('statement_timeout') = '0' ` +
+      `OR current_setting('statement_timeout')::interval > $${n + 2}::interval ` +
+      `THEN ${fn('pg_advisory_lock', mode)}(${args(key)}) IS NOT NULL END AS acquired, pg_backend_pid() AS pid ` +
+      `FROM (SELECT set_config('lock_timeout', ${lockTimeout}, true) AS lock_timeout) AS pglock_settings`,
+    params: [
+      ...params,
+      lockTimeoutSetting(timeoutMs),
+      `${Math.ceil(timeoutMs) + STATEMENT_TIMEOUT_SLACK_MS} ms`,
+    ],
+  }
+}
+
+/** Opens a transaction block on a dedicated session connection (the route around `statement_timeout`). */
+export const BEGIN: Statement = { text: 'BEGIN', params: [] }
+/** Ends the transaction block opened by {@link BEGIN}; session locks survive it. */
+export const COMMIT: Statement = { text: 'COMMIT', params: [] }
+/** Ends a failed transaction block opened by {@link BEGIN}; session locks survive it too. */
+export const ROLLBACK: Statement = { text: 'ROLLBACK', params: [] }
+
+/**
+ * Sets `lock_timeout` and `statement_timeout` for the current transaction only and returns the values
+ * they had, read before they change (a target list is evaluated left to right).
+ */
+export function setLocalTimeouts(lockTimeout: string, statementTimeout: string): Statement {
+  return {
+    text:
+      `SELECT current_setting('lock_timeout') AS lock_timeout, ` +
+      `current_setting('statement_timeout') AS statement_timeout, ` +
+      `set_config('lock_timeout', $1, true) AS new_lock_timeout, ` +
+      `set_config('statement_timeout', $2, true) AS new_statement_timeout`,
+    params: [lockTimeout, statementTimeout],
+  }
+}
+
+/** Session lock inside the transaction block opened by {@link BEGIN}, after {@link setLocalTimeouts}. */
+export function sessionLockInTransaction(key: LockKey, mode: LockMode): Statement {
+  return {
+    text: `SELECT ${fn('pg_advisory_lock', mode)}(${args(key)}) IS NOT NULL AS acquired, pg_backend_pid() AS pid`,
+    params: keyParams(key),
+  }
+}
+
+/**
+ * Releases one session hold, but only on the backend that took it (`pid`): behind a pooler in
+ * transaction mode the "same" connection can reach another backend, where an unlock could free
+ * somebody else's lock. `released` is NULL when the backend differs, false when this session did not
+ * hold the lock (it was lost), true when it was released.
+ */
+export function sessionUnlock(key: LockKey, mode: LockMode, pid: number | undefined): Statement {
+  const params = keyParams(key)
+  const unlock = `${fn('pg_advisory_unlock', mode)}(${args(key)})`
+  if (pid === undefined) {
+    return { text: `SELECT ${unlock} AS released, pg_backend_pid() AS pid`, params }
+  }
+  return {
+    text: `SELECT CASE WHEN pg_backend_pid() = $${params.length + 1}::int4 THEN ${unlock} END AS released, pg_backend_pid() AS pid`,
+    params: [...params, String(pid)],
+  }
+}
+
+/**
+ * Whether this session holds the key in the given mode, according to the server (`pg_locks`). Used
+ * after a failed or aborted wait: PostgreSQL can grant the lock just as the wait errors (DESIGN.md 2).
+ */
+export function sessionHolds(key: LockKey, mode: LockMode): Statement {
+  const id = pgLocksIdentity(key)
+  return {
+    text:
+      `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' ` +
+      `AND pid = pg_backend_pid() AND granted AND classid = $1::oid AND objid = $2::oid ` +
+      `AND objsubid = $3::int2 AND mode = $4) AS held`,
+    params: [id.classid, id.objid, String(id.objsubid), mode === 'shared' ? 'ShareLock' : 'ExclusiveLock'],
+  }
+}
+
+/** Transaction lock without waiting. Returns `acquired`. */
+export function xactTryLock(key: LockKey, mode: LockMode): Statement {
+  return {
+    text: `SELECT ${fn('pg_try_advisory_xact_lock', mode)}(${args(key)}) AS acquired`,
+    params: keyParams(key),
+  }
+}
+
+/**
+ * Transaction lock that waits without limit, in one round trip, when the caller's transaction has
+ * neither `lock_timeout` nor `statement_timeout` set; otherwise `acquired` is NULL, nothing was
+ * locked, and the core takes the savepoint route, which overrides and then restores both.
+ */
+export function xactLockIfUnlimited(key: LockKey, mode: LockMode): Statement {
+  return {
+    text:
+      `SELECT CASE WHEN current_setting('lock_timeout') = '0' AND current_setting('statement_timeout') = '0' ` +
+      `THEN ${fn('pg_advisory_xact_lock', mode)}(${args(key)}) IS NOT NULL END AS acquired`,
+    params: keyParams(key),
+  }
+}
+
+/** Transaction lock that waits under the settings made by {@link setLocalTimeouts}. */
+export function xactLock(key: LockKey, mode: LockMode): Statement {
+  return {
+    text: `SELECT ${fn('pg_advisory_xact_lock', mode)}(${args(key)}) IS NOT NULL AS acquired`,
+    params: keyParams(key),
+  }
+}
+
+/** The savepoint that lets a failed wait leave the caller's transaction usable. */
+const SAVEPOINT_NAME = 'pglock_wait'
+/** Fails with SQLSTATE 25P01 outside a transaction block, which is how an unknown status is probed. */
+export const SAVEPOINT: Statement = { text: `SAVEPOINT ${SAVEPOINT_NAME}`, params: [] }
+/** Keeps the work since {@link SAVEPOINT}: the lock, and the (restored) settings. */
+export const RELEASE_SAVEPOINT: Statement = { text: `RELEASE SAVEPOINT ${SAVEPOINT_NAME}`, params: [] }
+/** Undoes the work since {@link SAVEPOINT}, settings included; the savepoint itself remains. */
+export const ROLLBACK_TO_SAVEPOINT: Statement = {
+  text: `ROLLBACK TO SAVEPOINT ${SAVEPOINT_NAME}`,
+  params: [],
+}
+
+/** Puts back the transaction-local settings read by {@link setLocalTimeouts}. */
+export function restoreLocalTimeouts(lockTimeout: string, statementTimeout: string): Statement {
+  return {
+    text: `SELECT set_config('lock_timeout', $1, true) AS lock_timeout, set_config('statement_timeout', $2, true) AS statement_timeout`,
+    params: [lockTimeout, statementTimeout],
+  }
+}
