@@ -1,0 +1,120 @@
+import { Admin, randomKey } from '@pglock/conformance'
+import { createLocker, LockLostError, NotInTransactionError } from '@pglock/core'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest'
+import { type PgPoolLike, pgAdapter } from '../src/index.js'
+
+const url = inject('pglockDatabaseUrl')
+let admin: Admin
+
+beforeAll(async () => {
+  admin = await Admin.connect(url)
+})
+afterAll(async () => {
+  await admin.close()
+})
+
+function newPool(max = 2): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max })
+  pool.on('error', () => {})
+  onTestFinished(() => pool.end())
+  return pool
+}
+
+/** A pool that remembers the clients it lends, so a test can act behind the library's back. */
+function spyingPool(pool: pg.Pool): { pool: PgPoolLike; lent: pg.PoolClient[] } {
+  const lent: pg.PoolClient[] = []
+  return {
+    lent,
+    pool: {
+      async connect() {
+        const client = await pool.connect()
+        lent.push(client)
+        return client
+      },
+    },
+  }
+}
+
+describe('pg adapter', () => {
+  it('an unlock that finds nothing to unlock reports the lock lost and discards the connection', async () => {
+    const spy = spyingPool(newPool())
+    const locker = createLocker(pgAdapter(spy.pool))
+    const key = randomKey()
+    const handle = await locker.acquire(key)
+    const client = spy.lent.at(-1)!
+    const pid = (await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number
+    // Something else on that session frees the lock (a stray unlock_all, a pooler's DISCARD ALL...).
+    await client.query('SELECT pg_advisory_unlock_all()')
+    await handle.release()
+    expect(handle.signal.reason).toBeInstanceOf(LockLostError)
+    expect(String(handle.signal.reason.message)).toMatch(/pg_advisory_unlock returned false/)
+    await expect
+      .poll(async () => (await admin.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).length)
+      .toBe(0)
+    await expect(
+      locker.withLock(key, async () => {
+        await spy.lent.at(-1)!.query('SELECT pg_advisory_unlock_all()')
+        return 'done'
+      }),
+    ).rejects.toBeInstanceOf(LockLostError)
+    await locker.close()
+  })
+
+  it('keeps no listeners behind: an error listener only while a client is lent', async () => {
+    const pool = newPool(1)
+    const spy = spyingPool(pool)
+    const locker = createLocker(pgAdapter(spy.pool))
+    const first = await locker.acquire(randomKey())
+    const client = spy.lent[0]!
+    expect(client.listenerCount('error')).toBeGreaterThanOrEqual(1)
+    await first.release()
+    const idleErrorListeners = client.listenerCount('error')
+    const idleEndListeners = client.listenerCount('end')
+    for (let i = 0; i < 30; i++) await (await locker.acquire(randomKey())).release()
+    expect(new Set(spy.lent)).toEqual(new Set([client]))
+    expect(client.listenerCount('error')).toBe(idleErrorListeners)
+    expect(client.listenerCount('end')).toBe(idleEndListeners)
+    await locker.close()
+  })
+
+  it('without getTransactionStatus (pg < 8.21) it probes with a savepoint: refuses outside BEGIN, locks inside', async () => {
+    const pool = newPool()
+    const locker = createLocker(pgAdapter(pool))
+    const key = randomKey()
+    const client = await pool.connect()
+    onTestFinished(() => client.release())
+    // The client as older pg versions shape it.
+    const oldClient = {
+      query: client.query.bind(client),
+      on: client.on.bind(client),
+      removeListener: client.removeListener.bind(client),
+    }
+    const tl = locker.transaction(oldClient as unknown as pg.PoolClient)
+    await expect(tl.acquire(key)).rejects.toBeInstanceOf(NotInTransactionError)
+    await expect(tl.tryAcquire(key)).rejects.toBeInstanceOf(NotInTransactionError)
+    expect(await admin.locks(key)).toEqual([])
+    await client.query('BEGIN')
+    await tl.acquire(key)
+    expect(await tl.tryAcquire(randomKey(), { shared: true })).toBe(true)
+    await tl.acquire(randomKey(), { timeoutMs: 500 })
+    expect((await admin.locks(key)).map((l) => l.granted)).toEqual([true])
+    await client.query('COMMIT')
+    expect(await admin.locks(key)).toEqual([])
+  })
+
+  it('refuses a pool as a transaction without sending anything', async () => {
+    const pool = newPool()
+    const locker = createLocker(pgAdapter(pool))
+    await expect(locker.transaction(pool as never).acquire(randomKey())).rejects.toBeInstanceOf(
+      NotInTransactionError,
+    )
+    expect(pool.totalCount).toBe(0)
+  })
+
+  it('rejects things that are not a pool or a client with a TypeError', async () => {
+    expect(() => pgAdapter({} as never)).toThrow(TypeError)
+    const locker = createLocker(pgAdapter(newPool()))
+    await expect(locker.transaction({} as never).acquire(randomKey())).rejects.toBeInstanceOf(TypeError)
+  })
+})
