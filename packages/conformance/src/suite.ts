@@ -266,6 +266,43 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
     )
   })
 
+  describe(`${name}: aborts at any moment`, () => {
+    it.skipIf(cancelReason !== undefined)(
+      withCancel(
+        'an abort at any moment of a wait ends it promptly and leaves nothing waiting (150 iterations)',
+      ),
+      async () => {
+        const a = await setup()
+        const b = await setup({ max: 1 })
+        const key = randomKey()
+        const held = await a.locker.acquire(key)
+        let slowest = 0
+        for (let i = 0; i < 150; i++) {
+          const controller = new AbortController()
+          const reason = new Error(`abort ${i}`)
+          const waiting = settle(b.locker.acquire(key, { signal: controller.signal }))
+          // From "before the statement reaches the server" to "well into the wait".
+          if (i % 3 === 0) await Promise.resolve()
+          else await sleep(i % 4)
+          const t0 = performance.now()
+          controller.abort(reason)
+          const outcome = await waiting
+          slowest = Math.max(slowest, elapsedSince(t0))
+          expect(outcome).toEqual({ status: 'rejected', reason })
+          await waitFor(
+            'no backend of b to wait',
+            async () => (await admin.waiting(b.app)).length === 0,
+            2_000,
+          )
+        }
+        expect(slowest).toBeLessThan(2_000)
+        expect(await admin.heldBy(b.app)).toBe(0)
+        await held.release()
+      },
+      60_000,
+    )
+  })
+
   describe(`${name}: the grant race`, () => {
     it(`a timed wait racing a release never leaves the lock held (${raceIterations} iterations)`, async () => {
       const a = await setup()

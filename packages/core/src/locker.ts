@@ -396,10 +396,30 @@ class LockerImpl<Tx> implements Locker<Tx> {
    * server and waits for the cancel to be delivered before anything else is sent.
    */
   async #waitOnServer(target: Waitable, statement: Statement, op: Operation): Promise<readonly Row[]> {
+    if (op.aborted) throw op.reason
     const pending = target.query(statement)
+    let settled = false
+    const done = pending.then(
+      () => {
+        settled = true
+      },
+      () => {
+        settled = true
+      },
+    )
+    // A cancel that reaches the backend before the statement does is ignored by the server (it
+    // discards cancels while idle), so keep cancelling, backing off, until the statement settles.
+    const cancelUntilSettled = async () => {
+      for (let pause = 20; !settled; pause = Math.min(pause * 2, 1_000)) {
+        await target.cancel()
+        let timer: ReturnType<typeof setTimeout> | undefined
+        await Promise.race([done, new Promise((resolve) => (timer = setTimeout(resolve, pause)))])
+        clearTimeout(timer)
+      }
+    }
     let cancelling: Promise<void> | undefined
     const onAbort = () => {
-      cancelling = target.cancel().catch(() => target.onCancelFailed())
+      cancelling = cancelUntilSettled().catch(() => target.onCancelFailed())
     }
     op.signal.addEventListener('abort', onAbort, { once: true })
     try {
