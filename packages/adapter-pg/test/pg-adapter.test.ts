@@ -118,3 +118,59 @@ describe('pg adapter', () => {
     await expect(locker.transaction({} as never).acquire(randomKey())).rejects.toBeInstanceOf(TypeError)
   })
 })
+
+describe('usage shapes from the API', () => {
+  it('`await using` releases the lock at the end of the block', async () => {
+    const locker = createLocker(pgAdapter(newPool()))
+    const key = randomKey()
+    {
+      await using lock = await locker.acquire(key, { timeoutMs: 5_000 })
+      expect(lock.held).toBe(true)
+      expect(await admin.locks(key)).toHaveLength(1)
+    }
+    expect(await admin.locks(key)).toEqual([])
+    await locker.close()
+  })
+})
+
+describe('connections that cannot be destroyed (the core cleans them)', () => {
+  it('a discarded session is cleaned with unlock_all and goes back to the pool holding nothing', async () => {
+    const spy = spyingPool(newPool(1))
+    const inner = pgAdapter(spy.pool)
+    const releases: boolean[] = []
+    // The shape of a driver without destroy (@databases/pg): every connection goes back to the pool.
+    const adapter: typeof inner = {
+      ...inner,
+      async connect(options) {
+        const conn = await inner.connect(options)
+        return {
+          query: conn.query,
+          destroyable: false,
+          release: ({ destroy }) => {
+            releases.push(destroy)
+            return conn.release({ destroy: false })
+          },
+        }
+      },
+    }
+    const locker = createLocker(adapter)
+    const [lost, stray] = [randomKey(), randomKey()]
+    const handle = await locker.acquire(lost)
+    const client = spy.lent[0]!
+    // Behind the library's back: drop its lock and take another one on the same session.
+    await client.query('SELECT pg_advisory_unlock_all()')
+    await client.query('SELECT pg_advisory_lock($1::bigint)', [
+      String(stray.kind === 'bigint' ? stray.key : 0),
+    ])
+    expect(await admin.locks(stray)).toHaveLength(1)
+    await handle.release()
+    expect(handle.signal.reason).toBeInstanceOf(LockLostError)
+    // The core ran ROLLBACK + pg_advisory_unlock_all() and then released it as clean.
+    expect(releases).toEqual([false])
+    expect(await admin.locks(stray)).toEqual([])
+    const next = await locker.acquire(randomKey())
+    expect(spy.lent.at(-1)).toBe(client)
+    await next.release()
+    await locker.close()
+  })
+})

@@ -36,10 +36,17 @@ export interface AdapterInstance<Tx> {
   close(): Promise<void>
 }
 
-/** Abilities an adapter may lack; each names the reason, which the skipped test's name carries. */
+/**
+ * Abilities an adapter may lack. Each names the reason, which the skipped tests' names carry; the
+ * adapter's README must state the same limit.
+ */
 export interface ConformanceLimits {
-  /** The driver cannot cancel a statement on the server, so aborts end the session instead. */
-  readonly noCancel?: string
+  /** Session waits cannot be cancelled on the server (aborts and close() cannot stop them promptly). */
+  readonly noSessionCancel?: string
+  /** Waits inside the caller's transaction cannot be cancelled on the server. */
+  readonly noTransactionCancel?: string
+  /** The driver reports a dead connection only when it is next used, not when it dies. */
+  readonly lossNoticedOnNextUse?: string
 }
 
 /** Arguments of {@link runAdapterConformance}. */

@@ -60,9 +60,13 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
     return { app, instance, locker }
   }
 
-  const cancelReason = limits.noCancel
-  const withCancel = (title: string) =>
-    cancelReason === undefined ? title : `${title} [skipped: ${cancelReason}]`
+  /** The test's title, carrying the reason when a limit of the adapter skips it. */
+  const titled = (title: string, reason: string | undefined) =>
+    reason === undefined ? title : `${title} [skipped: ${reason}]`
+  const cancelReason = limits.noSessionCancel
+  const withCancel = (title: string) => titled(title, cancelReason)
+  const txCancelReason = limits.noTransactionCancel
+  const lossReason = limits.lossNoticedOnNextUse
 
   describe(`${name}: session locks`, () => {
     it.each([
@@ -367,22 +371,44 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
   })
 
   describe(`${name}: lost locks`, () => {
-    it('terminating the holder aborts handle.signal with LockLostError; the process lives on', async () => {
+    it.skipIf(lossReason !== undefined)(
+      titled(
+        'terminating the holder aborts handle.signal with LockLostError; the process lives on',
+        lossReason,
+      ),
+      async () => {
+        const { locker } = await setup()
+        const key = randomKey()
+        const handle = await locker.acquire(key)
+        const [row] = await admin.locks(key)
+        await admin.terminate(row!.pid)
+        await waitFor('the handle to report the loss', () => handle.signal.aborted)
+        expect(handle.held).toBe(false)
+        expect(handle.signal.reason).toBeInstanceOf(LockLostError)
+        expect(handle.signal.reason).toMatchObject({ code: 'LOCK_LOST', name: 'LockLostError', key })
+        await handle.release()
+        const next = await locker.acquire(key, { timeoutMs: 2_000 })
+        const rows = await admin.locks(key)
+        expect(rows).toHaveLength(1)
+        expect(rows[0]!.pid).not.toBe(row!.pid)
+        await next.release()
+      },
+    )
+
+    it('a terminated holder is reported lost on its next use at the latest, and the locker recovers', async () => {
       const { locker } = await setup()
       const key = randomKey()
       const handle = await locker.acquire(key)
       const [row] = await admin.locks(key)
       await admin.terminate(row!.pid)
-      await waitFor('the handle to report the loss', () => handle.signal.aborted)
+      await waitFor('the backend to end', async () => (await admin.locks(key)).length === 0)
+      await handle.release()
       expect(handle.held).toBe(false)
       expect(handle.signal.reason).toBeInstanceOf(LockLostError)
-      expect(handle.signal.reason).toMatchObject({ code: 'LOCK_LOST', name: 'LockLostError', key })
-      await handle.release()
       const next = await locker.acquire(key, { timeoutMs: 2_000 })
-      const rows = await admin.locks(key)
-      expect(rows).toHaveLength(1)
-      expect(rows[0]!.pid).not.toBe(row!.pid)
+      expect((await admin.locks(key)).map((l) => l.granted)).toEqual([true])
       await next.release()
+      expect(await admin.locks(key)).toEqual([])
     })
 
     it('withLock rejects with LockLostError when the lock was lost while fn ran, even if fn resolved', async () => {
@@ -535,8 +561,8 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
       })
     })
 
-    it.skipIf(cancelReason !== undefined)(
-      withCancel('an abort mid-wait leaves the transaction usable'),
+    it.skipIf(txCancelReason !== undefined)(
+      titled('an abort mid-wait leaves the transaction usable', txCancelReason),
       async () => {
         const a = await setup()
         const b = await setup()

@@ -86,12 +86,20 @@ export interface SessionConnection extends LockConnection {
    * statement in flight; in every other case (unknown state, failed unlock, dead session) it is true.
    *
    * Adapter guarantees: with `destroy: true` the server session ends (which frees every session lock
-   * it held) and the connection never returns to the pool; where the driver cannot destroy a
-   * connection, it must run `SELECT pg_advisory_unlock_all()` on it first and must not return it to
-   * the pool if that fails. It never rejects: a failure to hand back is the adapter's to absorb
-   * (destroying is always a correct fallback).
+   * it held) and the connection never returns to the pool (see {@link destroyable} for drivers that
+   * cannot do that). It never rejects: a failure to hand back is the adapter's to absorb.
    */
   release(options: { readonly destroy: boolean }): Promise<void>
+
+  /**
+   * Set to false by adapters whose driver cannot end a lent session (it always goes back to the pool).
+   * The core then cleans such a session itself before handing it back: it runs `ROLLBACK` and
+   * `SELECT pg_advisory_unlock_all()` on it, and calls `release({ destroy: false })` only when both
+   * succeeded. `release({ destroy: true })` then means "this session could not be cleaned": the adapter
+   * must do what its driver allows to keep it out of the pool (for example, fail the callback that
+   * holds it so the pool discards it). Default: true.
+   */
+  readonly destroyable?: boolean
 }
 
 /** What the core passes to {@link Adapter.connect}. */

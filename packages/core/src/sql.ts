@@ -193,3 +193,15 @@ export function restoreLocalTimeouts(lockTimeout: string, statementTimeout: stri
     params: [lockTimeout, statementTimeout],
   }
 }
+
+/**
+ * Ends whatever transaction block a session may have left open (a WARNING, not an error, when there
+ * is none): the first step of cleaning a connection that cannot be destroyed.
+ */
+export const ROLLBACK_ANY: Statement = { text: 'ROLLBACK', params: [] }
+
+/** Frees every session-level advisory lock of this session: the cleanup of a connection that cannot be destroyed. */
+export const UNLOCK_ALL: Statement = {
+  text: 'SELECT pg_advisory_unlock_all() IS NOT NULL AS unlocked',
+  params: [],
+}

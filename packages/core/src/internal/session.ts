@@ -2,10 +2,10 @@ import type { Adapter, Row, SessionConnection } from '../adapter.js'
 import { LockLostError, SessionMovedError } from '../errors.js'
 import type { LockKey } from '../keys.js'
 import { type HandleOwner, LockHandleImpl } from '../lock-handle.js'
-import { type LockMode, type Statement, sessionUnlock } from '../sql.js'
+import { type LockMode, ROLLBACK_ANY, type Statement, sessionUnlock, UNLOCK_ALL } from '../sql.js'
 import { isSessionGone } from './classify.js'
 
-type State = 'connecting' | 'open' | 'lost' | 'released'
+type State = 'connecting' | 'open' | 'cleaning' | 'lost' | 'released'
 
 /** What the locker wants to hear from its sessions. */
 export interface SessionHooks {
@@ -32,6 +32,8 @@ export class Session implements HandleOwner {
   #release: Promise<void> | undefined
   /** The backend that took the first lock; later statements must run on it. */
   #pid: number | undefined
+  /** The statement in flight, settled or not (the core never runs two at once on a session). */
+  #inFlight: Promise<unknown> = Promise.resolve()
 
   constructor(adapter: Adapter<never>, hooks: SessionHooks) {
     this.#adapter = adapter
@@ -42,14 +44,16 @@ export class Session implements HandleOwner {
   readonly lose = (cause: unknown): void => {
     if (this.#state === 'lost' || this.#state === 'released') return
     const wasConnecting = this.#state === 'connecting'
+    const wasCleaning = this.#state === 'cleaning'
     this.#state = 'lost'
     this.#lostCause = cause
     for (const handle of this.#holds) {
       handle.markLost(new LockLostError(handle.key, 'its connection ended', { cause }))
     }
     this.#holds.clear()
-    // Before attach() there is nothing to hand back yet; attach() will.
-    if (!wasConnecting) void this.dispose(true)
+    // Before attach() there is nothing to hand back yet (attach() will); while cleaning, dispose() is
+    // already under way and sees the loss.
+    if (!wasConnecting && !wasCleaning) void this.dispose(true)
   }
 
   /** Takes the connection the adapter lent. */
@@ -84,7 +88,9 @@ export class Session implements HandleOwner {
           : new Error('pglock: internal error: query on a session that is not open'),
       )
     }
-    return this.#conn.query(statement.text, statement.params)
+    const running = this.#conn.query(statement.text, statement.params)
+    this.#inFlight = running.catch(() => {})
+    return running
   }
 
   /** Cancels the statement in flight; rejects when the adapter cannot. */
@@ -155,18 +161,41 @@ export class Session implements HandleOwner {
   /** Hands the connection back to the adapter, once; `destroy` unless it provably holds nothing. */
   dispose(destroy: boolean): Promise<void> {
     if (this.#release !== undefined) return this.#release
-    if (this.#conn === undefined) return Promise.resolve()
-    const mustDestroy = destroy || this.#holds.size > 0 || this.#state !== 'open'
-    if (this.#state === 'open') this.#state = 'released'
+    const conn = this.#conn
+    if (conn === undefined) return Promise.resolve()
+    const wasOpen = this.#state === 'open'
+    const mustDestroy = destroy || this.#holds.size > 0 || !wasOpen
     for (const handle of this.#holds) {
       handle.markLost(new LockLostError(handle.key, 'its connection was discarded'))
     }
     this.#holds.clear()
     this.#hooks.onDisposed(this)
-    this.#release = this.#conn.release({ destroy: mustDestroy }).catch(() => {
-      // The contract says release never rejects; if an adapter breaks that, there is nobody to tell
-      // and nothing left to clean: the session is out of our hands either way.
-    })
+    const clean = mustDestroy && wasOpen && conn.destroyable === false
+    if (wasOpen) this.#state = clean ? 'cleaning' : 'released'
+    this.#release = (async () => {
+      // The driver cannot end this session, so it returns to the pool: make it hold nothing first.
+      const cleanRelease = clean ? await this.#cleanForReuse(conn) : !mustDestroy
+      if (this.#state === 'cleaning') this.#state = 'released'
+      try {
+        await conn.release({ destroy: !cleanRelease })
+      } catch {
+        // The contract says release never rejects; if an adapter breaks that, there is nobody to tell
+        // and nothing left to clean: the session is out of our hands either way.
+      }
+    })()
     return this.#release
+  }
+
+  async #cleanForReuse(conn: SessionConnection): Promise<boolean> {
+    try {
+      // A statement still in flight (a wait that could not be cancelled) must end first.
+      await this.#inFlight
+      if (this.#state !== 'cleaning') return false
+      await conn.query(ROLLBACK_ANY.text, ROLLBACK_ANY.params)
+      const rows = await conn.query(UNLOCK_ALL.text, UNLOCK_ALL.params)
+      return rows[0]?.unlocked === true && this.#state === 'cleaning'
+    } catch {
+      return false
+    }
   }
 }
