@@ -481,6 +481,25 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
     })
   })
 
+  describe(`${name}: close() during work`, () => {
+    it('close() while withLock runs fn aborts lock.signal and withLock rejects with LockLostError', async () => {
+      const { locker } = await setup()
+      const key = randomKey()
+      let signalReason: unknown
+      let closing!: Promise<void>
+      const result = locker.withLock(key, async (lock) => {
+        closing = locker.close()
+        await waitFor('the lock signal to abort', () => lock.signal.aborted)
+        signalReason = lock.signal.reason
+        return 'finished anyway'
+      })
+      await expect(result).rejects.toBeInstanceOf(LockLostError)
+      expect(signalReason).toBeInstanceOf(LockLostError)
+      await closing
+      expect(await admin.locks(key)).toEqual([])
+    })
+  })
+
   describe(`${name}: transaction scope`, () => {
     it('holds the lock until the transaction commits or rolls back', async () => {
       const { locker, instance, app } = await setup()

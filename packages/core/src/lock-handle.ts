@@ -66,6 +66,19 @@ export class LockHandleImpl implements LockHandle {
     return this.release()
   }
 
+  /**
+   * Takes the lock away from its holder (locker.close()): aborts `signal` with `error` at once, so
+   * that protected work stops and `withLock` reports it, then unlocks as `release()` would.
+   */
+  revoke(error: Error): Promise<void> {
+    if (this.#state === 'held') {
+      this.#controller.abort(error)
+      this.#state = 'releasing'
+      this.#release = this.#owner.unlock(this).then(() => this.markLost(error))
+    }
+    return this.release()
+  }
+
   /** Marks the lock released on the server. */
   markReleased(): void {
     if (this.#state === 'held' || this.#state === 'releasing') this.#state = 'released'
@@ -77,9 +90,9 @@ export class LockHandleImpl implements LockHandle {
    * the lock.
    */
   markLost(error: Error): void {
-    if (this.#state === 'held' || this.#state === 'releasing') {
+    if (this.#state === 'held' || this.#state === 'releasing' || this.#controller.signal.aborted) {
       this.#state = 'lost'
-      this.#controller.abort(error)
+      if (!this.#controller.signal.aborted) this.#controller.abort(error)
     }
   }
 }

@@ -181,7 +181,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
         const pending = [...this.#operations]
         for (const op of pending) op.abort(new LockerClosedError())
         await Promise.all(pending.map((op) => op.done))
-        await Promise.all([...this.#sessions].map((session) => session.releaseAll()))
+        await Promise.all([...this.#sessions].map((session) => session.revokeAll()))
       })()
     }
     return this.#closing

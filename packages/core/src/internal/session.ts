@@ -107,6 +107,11 @@ export class Session implements HandleOwner {
     if (this.#pid === undefined && typeof pid === 'number') this.#pid = pid
     const handle = new LockHandleImpl(key, mode === 'shared', this)
     this.#holds.add(handle)
+    // The session may have died between the lock's grant and this bookkeeping.
+    if (this.#state === 'lost') {
+      this.#holds.delete(handle)
+      handle.markLost(new LockLostError(key, 'its connection ended', { cause: this.#lostCause }))
+    }
     return handle
   }
 
@@ -153,9 +158,13 @@ export class Session implements HandleOwner {
     await this.dispose(true)
   }
 
-  /** Releases every lock held on this session (locker close). */
-  async releaseAll(): Promise<void> {
-    await Promise.all([...this.#holds].map((handle) => handle.release()))
+  /** Takes back every lock held on this session (locker close): holders see them lost, then they are unlocked. */
+  async revokeAll(): Promise<void> {
+    await Promise.all(
+      [...this.#holds].map((handle) =>
+        handle.revoke(new LockLostError(handle.key, 'locker.close() released it while it was held')),
+      ),
+    )
   }
 
   /** Hands the connection back to the adapter, once; `destroy` unless it provably holds nothing. */
