@@ -96,8 +96,9 @@ export interface SessionConnection extends LockConnection {
    * The core then cleans such a session itself before handing it back: it runs `ROLLBACK` and
    * `SELECT pg_advisory_unlock_all()` on it, and calls `release({ destroy: false })` only when both
    * succeeded. `release({ destroy: true })` then means "this session could not be cleaned": the adapter
-   * must do what its driver allows to keep it out of the pool (for example, fail the callback that
-   * holds it so the pool discards it). Default: true.
+   * must do what its driver allows to keep it out of the pool (with @databases/pg, whose pool recycles
+   * a connection even after a failed task callback, that means ending the backend itself with
+   * `pg_terminate_backend(pg_backend_pid())`). Default: true.
    */
   readonly destroyable?: boolean
 }

@@ -113,8 +113,12 @@ const transactionQueues = new WeakMap<object, Promise<void>>()
 interface Waitable {
   query(statement: Statement): Promise<readonly Row[]>
   cancel(): Promise<void>
-  /** The cancel could not be delivered. */
-  onCancelFailed(): void
+  /**
+   * The cancel could not be delivered. Returns true when the caller may stop waiting for the statement
+   * at once (a lent session is discarded and cleaned in the background); false when it must wait for
+   * the statement to end (the caller's own transaction cannot be discarded).
+   */
+  onCancelFailed(): boolean
 }
 
 class LockerImpl<Tx> implements Locker<Tx> {
@@ -386,8 +390,11 @@ class LockerImpl<Tx> implements Locker<Tx> {
     return {
       query: (statement) => session.query(statement),
       cancel: () => session.cancel(),
-      // Without a cancel, ending the session is the only way to stop the wait on the server.
-      onCancelFailed: () => void session.dispose(true),
+      // Without a cancel, ending (or cleaning) the session is the only way to stop the wait.
+      onCancelFailed: () => {
+        void session.dispose(true)
+        return true
+      },
     }
   }
 
@@ -418,12 +425,18 @@ class LockerImpl<Tx> implements Locker<Tx> {
       }
     }
     let cancelling: Promise<void> | undefined
+    let giveUp!: (reason: unknown) => void
+    const givenUp = new Promise<never>((_, reject) => {
+      giveUp = reject
+    })
     const onAbort = () => {
-      cancelling = cancelUntilSettled().catch(() => target.onCancelFailed())
+      cancelling = cancelUntilSettled().catch(() => {
+        if (target.onCancelFailed()) giveUp(op.reason)
+      })
     }
     op.signal.addEventListener('abort', onAbort, { once: true })
     try {
-      return await pending
+      return await Promise.race([pending, givenUp])
     } finally {
       op.signal.removeEventListener('abort', onAbort)
       if (cancelling !== undefined) await cancelling
@@ -559,7 +572,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
         cancel: () =>
           conn.cancel === undefined ? Promise.reject(new Error('pglock: no cancel')) : conn.cancel(),
         // The caller's transaction cannot be discarded: the wait then ends on its own terms.
-        onCancelFailed: () => {},
+        onCancelFailed: () => false,
       }
       const rows = await this.#waitOnServer(
         waitable,

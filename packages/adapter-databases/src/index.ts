@@ -1,0 +1,6 @@
+export {
+  type DatabasesPoolLike,
+  type DatabasesQueryableLike,
+  type DatabasesSqlLike,
+  databasesAdapter,
+} from './databases-adapter.js'
