@@ -667,9 +667,11 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
       ]
       await Promise.all(again.map((h) => h.release()))
       expect(await instance.query('SELECT 1 AS one')).toEqual([{ one: 1 }])
+      // Adapters that own their lock connections may keep some idle for reuse: idle and holding nothing
+      // is what "not leaked" means here.
       await waitFor('every backend of the app to be idle', async () => {
         const backends = await admin.backends(app)
-        return backends.length <= 2 && backends.every((b) => b.state === 'idle')
+        return backends.every((b) => b.state === 'idle')
       })
       expect(await admin.heldBy(app)).toBe(0)
     })

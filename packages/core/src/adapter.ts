@@ -40,8 +40,10 @@ export interface LockConnection {
    * SQLSTATE 57014.
    *
    * Core promises: it calls `cancel` only while one of its `query` calls is pending on this
-   * connection, at most once per such call, and it waits for `cancel` to settle before it sends the
-   * next statement.
+   * connection, never concurrently with itself, and it waits for `cancel` to settle before it sends
+   * the next statement. It may call `cancel` again (backing off) while that `query` stays pending: a
+   * cancel that reaches the server before the statement does is discarded by the server, and an adapter
+   * may also resolve without sending anything when its statement is not running yet.
    *
    * Adapter guarantees: it resolves once the request has been handed to the server (so a cancel
    * cannot land on a later statement that the core sends afterwards); it rejects only if the request
@@ -147,6 +149,13 @@ export interface Adapter<Tx = unknown> {
 
   /** The SQLSTATE of a driver error, wherever the driver keeps it; undefined when there is none. */
   sqlState(error: unknown): string | undefined
+
+  /**
+   * Optional. Releases what the adapter itself owns (connections it opened, timers), for adapters that
+   * manage lock connections of their own. Called once by `locker.close()`, after every session was
+   * handed back; an adapter instance serves one locker. It never closes the caller's own pool or client.
+   */
+  close?(): Promise<void>
 
   /**
    * Whether the error means the session is gone (rather than the statement failed): the driver's own

@@ -186,6 +186,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
         for (const op of pending) op.abort(new LockerClosedError())
         await Promise.all(pending.map((op) => op.done))
         await Promise.all([...this.#sessions].map((session) => session.revokeAll()))
+        await this.#adapter.close?.()
       })()
     }
     return this.#closing

@@ -1,0 +1,6 @@
+export {
+  type DrizzleAdapter,
+  type DrizzleDatabaseLike,
+  type DrizzleTransactionLike,
+  drizzleAdapter,
+} from './drizzle-adapter.js'

@@ -1,0 +1,7 @@
+export {
+  type PostgresInstanceLike,
+  type PostgresjsAdapter,
+  type PostgresjsAdapterOptions,
+  type PostgresSqlLike,
+  postgresjsAdapter,
+} from './postgresjs-adapter.js'

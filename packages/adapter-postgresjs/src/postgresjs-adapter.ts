@@ -1,0 +1,250 @@
+import { type Adapter, InvalidOptionsError, type Row, type SessionConnection } from '@pglock/core'
+
+/** The slice of a postgres.js `sql` (the instance, `sql.begin`'s transaction, a reserved one) that runs SQL. */
+export interface PostgresSqlLike {
+  /** Called with parameters made by `typed` only. */
+  unsafe(query: string, parameters: never[], options: { prepare: boolean }): PromiseLike<readonly object[]>
+  typed(value: string, oid: number): unknown
+}
+
+/** The slice of the postgres.js instance (what `postgres(url, options)` returns) this adapter uses. */
+export interface PostgresInstanceLike extends PostgresSqlLike {
+  /** The parsed options: the adapter's own lock connections are built from them. */
+  readonly options: { readonly max: number }
+}
+
+/** Options of {@link postgresjsAdapter}. */
+export interface PostgresjsAdapterOptions {
+  /** How long a lock connection may stay idle before it is closed, in milliseconds (default 1000). */
+  readonly idleTimeoutMs?: number
+}
+
+/** The adapter, plus the means to close the lock connections it owns. */
+export interface PostgresjsAdapter extends Adapter<PostgresSqlLike> {
+  /** Closes the idle lock connections now and refuses new ones; call it after `locker.close()`. */
+  close(): Promise<void>
+}
+
+/** What postgres.js 3.4 keeps on a statement (not in its types) that a cancel needs. */
+interface QueryInternals extends PromiseLike<readonly object[]> {
+  readonly active?: boolean
+  readonly canceller?: (query: QueryInternals) => Promise<unknown>
+  catch(onRejected: (error: unknown) => unknown): unknown
+}
+
+/** A postgres.js instance of our own, with `max: 1`: one lock connection whose death we observe. */
+interface DedicatedSql extends PostgresSqlLike {
+  end(options: { timeout: number }): Promise<void>
+}
+type PostgresFactory = (options: object) => DedicatedSql
+
+interface Dedicated {
+  sql: DedicatedSql
+  /** Why the session is gone; the instance is never queried again (it would reconnect to a new backend). */
+  dead?: unknown
+  /** The core's listener while lent. */
+  onLost?: ((cause: unknown) => void) | undefined
+  /** Ends it when it stays idle. */
+  timer?: ReturnType<typeof setTimeout>
+}
+
+/** postgres.js's own connection-level codes, and the socket errors it passes on; none is a SQLSTATE. */
+const CONNECTION_ERROR =
+  /^(CONNECTION_(CLOSED|DESTROYED|ENDED)|CONNECT_TIMEOUT|ECONN(RESET|REFUSED|ABORTED)|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|ERR_STREAM_DESTROYED)$/
+/** How a lock wait ends inside a caller's transaction; the core undoes each with ROLLBACK TO SAVEPOINT. */
+const UNDONE_BY_CORE = new Set(['55P03', '57014', '40P01'])
+/** Rows keyed by the core's own column aliases, whatever `transform` the app's instance uses. */
+const NO_TRANSFORM = { undefined: undefined, column: {}, value: {}, row: {} }
+/**
+ * Parameters travel as text, the type of the core's strings, which its SQL casts: typed by the server
+ * (`$1::bool` → bool), postgres.js would serialise them by that type and mangle some ('true' → 'f').
+ */
+const TEXT_OID = 25
+const LOST = 'postgres.js: the lock connection closed; its session and locks are gone'
+
+let loading: Promise<PostgresFactory> | undefined
+/** Loaded on first use, so that packages offering a postgres.js flavour load without postgres installed. */
+const loadPostgres = () =>
+  (loading ??= import('postgres').then((module) => module.default as unknown as PostgresFactory))
+
+/**
+ * A pglock adapter for postgres.js: session locks on lock connections of its own (built from the
+ * options of `sql`, at most `sql.options.max` at once, reused while idle), transaction locks on
+ * `sql.begin`'s `sql` via `locker.transaction(tx)`.
+ */
+export function postgresjsAdapter(
+  sql: PostgresInstanceLike,
+  options: PostgresjsAdapterOptions = {},
+): PostgresjsAdapter {
+  const parsed = (sql as Partial<PostgresInstanceLike> | null)?.options as Record<string, unknown> | undefined
+  if (typeof parsed?.shared !== 'object' || typeof parsed.max !== 'number') {
+    throw new TypeError(
+      'postgresjsAdapter(sql): expected a postgres.js instance (what postgres(url) returns)',
+    )
+  }
+  const { idleTimeoutMs = 1_000 } = options
+  if (!Number.isFinite(idleTimeoutMs) || idleTimeoutMs < 0) {
+    throw new InvalidOptionsError('idleTimeoutMs', 'expected a finite number of milliseconds >= 0')
+  }
+  const max = parsed.max
+  const column = parsed.transform as { column?: { from?: unknown; to?: unknown } } | undefined
+  const unrename = typeof column?.column?.from === 'function' ? column.column.to : undefined
+  const idle: Dedicated[] = []
+  const waiters: { resolve: () => void; reject: (error: Error) => void }[] = []
+  let inUse = 0
+  let closed = false
+
+  const retire = (entry: Dedicated): Promise<void> => {
+    clearTimeout(entry.timer)
+    if (idle.includes(entry)) idle.splice(idle.indexOf(entry), 1)
+    return entry.sql.end({ timeout: 0 }).catch(() => {})
+  }
+  const markDead = (entry: Dedicated, cause: unknown): void => {
+    if (entry.dead !== undefined) return
+    entry.dead = cause
+    const onLost = entry.onLost
+    entry.onLost = undefined
+    if (onLost === undefined) void retire(entry)
+    else onLost(cause)
+  }
+  const open = (postgres: PostgresFactory): Dedicated => {
+    const entry: Dedicated = {} as Dedicated
+    entry.sql = postgres({
+      ...parsed,
+      max: 1,
+      // Either would end a lent connection, and its locks, between two statements; idle ones we time ourselves.
+      idle_timeout: null,
+      max_lifetime: null,
+      fetch_types: false,
+      transform: NO_TRANSFORM,
+      // Also what makes postgres.js take the object as parsed options; keeps its retry count to itself.
+      shared: { retries: 0, typeArrayMap: {} },
+      parameters: {},
+      onparameter: undefined,
+      onclose: () => markDead(entry, Object.assign(new Error(LOST), { code: 'CONNECTION_CLOSED' })),
+    })
+    return entry
+  }
+  const freeSlot = () => {
+    const next = waiters.shift()
+    if (next === undefined) inUse--
+    else next.resolve()
+  }
+
+  return {
+    name: 'postgres.js',
+    async connect({ onLost }): Promise<SessionConnection> {
+      const postgres = await loadPostgres()
+      if (closed) throw adapterClosed()
+      // The pool limit of the app's instance holds for lock connections too: waiters queue, first come first served.
+      if (inUse < max) inUse++
+      else await new Promise<void>((resolve, reject) => waiters.push({ resolve, reject }))
+      const entry = idle.pop() ?? open(postgres)
+      clearTimeout(entry.timer)
+      entry.onLost = onLost
+      const run = runner(entry.sql, false, undefined)
+      return {
+        async query(text, params) {
+          if (entry.dead !== undefined) throw entry.dead
+          try {
+            return await run.query(text, params)
+          } catch (error) {
+            if (isConnectionError(error)) markDead(entry, error)
+            throw error
+          }
+        },
+        cancel: run.cancel,
+        async release({ destroy }) {
+          entry.onLost = undefined
+          if (destroy || closed || entry.dead !== undefined) {
+            await retire(entry)
+          } else {
+            entry.timer = setTimeout(() => void retire(entry), idleTimeoutMs)
+            entry.timer.unref?.()
+            idle.push(entry)
+          }
+          freeSlot()
+        },
+      }
+    },
+    transaction(tx) {
+      const t = tx as Partial<PostgresSqlLike> | null
+      if (typeof t?.unsafe !== 'function' || typeof t.typed !== 'function') {
+        throw new TypeError('postgresjsAdapter: locker.transaction(tx) expects the sql that sql.begin passes')
+      }
+      const options = (tx as { options?: { max?: unknown } }).options
+      // The instance is a pool (unless max: 1, where BEGIN may have been sent by hand). Anything else,
+      // even sql.begin's sql, may be outside a transaction (used after its callback ended): 'unknown'
+      // makes the core probe with a SAVEPOINT rather than risk a lock released at once.
+      const pool = typeof (tx as { begin?: unknown }).begin === 'function' && options?.max !== 1
+      return { ...runner(tx, true, unrename), transactionStatus: () => (pool ? 'idle' : 'unknown') }
+    },
+    sqlState(error) {
+      const e = error as { code?: unknown; severity?: unknown } | null
+      // PostgresError carries the server's severity; postgres.js's own codes (CONNECTION_CLOSED...) are no SQLSTATEs.
+      return typeof e?.code === 'string' && typeof e.severity === 'string' ? e.code : undefined
+    },
+    isConnectionError,
+    async close() {
+      closed = true
+      for (const waiter of waiters.splice(0)) waiter.reject(adapterClosed())
+      await Promise.all([...idle].map(retire))
+    },
+  }
+}
+
+/** Runs statements on `target`, keeping the one in flight so that it can be cancelled. */
+function runner(target: PostgresSqlLike, inTransaction: boolean, unrename: unknown) {
+  let inFlight: QueryInternals | undefined
+  return {
+    async query(text: string, params: readonly string[]): Promise<readonly Row[]> {
+      const args = params.map((param) => target.typed(param, TEXT_OID))
+      const query = target.unsafe(text, args as never[], { prepare: true }) as QueryInternals
+      if (inTransaction) keepTransactionAlive(query)
+      inFlight = query
+      try {
+        const rows = (await query) as readonly Row[]
+        if (typeof unrename !== 'function') return rows
+        return rows.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [unrename(k), v])))
+      } finally {
+        if (inFlight === query) inFlight = undefined
+      }
+    },
+    /**
+     * postgres.js's public `cancel()` drops the promise of its cancel request (so it cannot say when
+     * the server has it, and a failed request becomes an unhandled rejection), and "cancels" a statement
+     * not yet running on the server locally, which wedges a connection that is still opening. So: send
+     * the CancelRequest only for the running statement, through the driver's own canceller; otherwise
+     * do nothing now (the core cancels again until the statement settles).
+     */
+    cancel(): Promise<void> {
+      const query = inFlight
+      if (query?.active !== true) return Promise.resolve()
+      if (typeof query.canceller !== 'function') {
+        return Promise.reject(new Error('postgres.js: this version gives no way to await a cancel'))
+      }
+      return query.canceller(query).then(() => {})
+    },
+  }
+}
+
+/**
+ * `sql.begin` remembers every failed statement of its transaction, even one the core caught and undid,
+ * and then rolls the whole transaction back when the callback returns. A lock wait's own endings
+ * (timeout, cancel, deadlock) are undone by the core, so they are kept from that bookkeeping.
+ */
+function keepTransactionAlive(query: QueryInternals): void {
+  const attach = query.catch.bind(query)
+  query.catch = (onRejected) =>
+    attach((error) =>
+      UNDONE_BY_CORE.has(String((error as { code?: unknown }).code)) ? undefined : onRejected(error),
+    )
+}
+
+function isConnectionError(error: unknown): boolean {
+  return CONNECTION_ERROR.test(String((error as { code?: unknown } | null)?.code))
+}
+
+function adapterClosed(): Error {
+  return new Error('postgres.js adapter: closed (adapter.close() was called)')
+}

@@ -1,0 +1,329 @@
+import { Admin, appName, randomKey, waitFor } from '@pglock/conformance'
+import {
+  createLocker,
+  InvalidOptionsError,
+  type LockHandle,
+  type LockKey,
+  LockLostError,
+  LockTimeoutError,
+  NotInTransactionError,
+} from '@pglock/core'
+import postgres from 'postgres'
+import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished, vi } from 'vitest'
+import { type PostgresjsAdapterOptions, type PostgresSqlLike, postgresjsAdapter } from '../src/index.js'
+
+const url = inject('pglockDatabaseUrl')
+let admin: Admin
+
+beforeAll(async () => {
+  admin = await Admin.connect(url)
+})
+afterAll(async () => {
+  await admin.close()
+})
+
+/** The app's own instance, an adapter and a locker over it, all closed when the test ends. */
+function setup(
+  options: postgres.Options<Record<string, never>> = {},
+  adapterOptions: PostgresjsAdapterOptions = {},
+) {
+  const app = appName('pjs')
+  const connection = { ...options.connection, application_name: app }
+  const sql = postgres(url, { max: 2, onnotice: () => {}, ...options, connection })
+  const adapter = postgresjsAdapter(sql, adapterOptions)
+  const locker = createLocker(adapter)
+  onTestFinished(async () => {
+    await locker.close()
+    await adapter.close()
+    await sql.end()
+  })
+  return { app, sql, adapter, locker }
+}
+
+async function holderPid(key: LockKey): Promise<number> {
+  const [row] = await admin.locks(key)
+  return row!.pid
+}
+
+describe('postgres.js adapter: lost connections', () => {
+  it('terminating the backend of an idle held lock delivers LockLostError at once; the app’s sql keeps working', async () => {
+    const { sql, locker, app } = setup({ max: 1 })
+    const key = randomKey()
+    const handle = await locker.acquire(key)
+    const pid = await holderPid(key)
+    await admin.terminate(pid)
+    await waitFor('the handle to report the loss', () => handle.signal.aborted)
+    expect(handle.signal.reason).toBeInstanceOf(LockLostError)
+    expect(handle.held).toBe(false)
+    await handle.release()
+    // The app's own pool (max: 1) was never involved: no poisoning, no hang (drivers.md B2).
+    expect(await sql`SELECT 1 AS one`).toEqual([{ one: 1 }])
+    const reserved = await sql.reserve()
+    expect(await reserved`SELECT 2 AS two`).toEqual([{ two: 2 }])
+    reserved.release()
+    const next = await locker.acquire(key, { timeoutMs: 2_000 })
+    expect(await holderPid(key)).not.toBe(pid)
+    await next.release()
+    expect((await admin.backends(app)).map((b) => b.pid)).not.toContain(pid)
+  })
+
+  it('terminating a waiting backend rejects the acquire with the driver’s error and the locker recovers', async () => {
+    const holder = setup()
+    const { locker, app, sql } = setup()
+    const key = randomKey()
+    const held = await holder.locker.acquire(key)
+    const waiting = locker.acquire(key)
+    await waitFor('the wait to reach the server', async () => (await admin.waiting(app)).length === 1)
+    const [pid] = await admin.waiting(app)
+    await admin.terminate(pid!)
+    await expect(waiting).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' })
+    await held.release()
+    const next = await locker.acquire(key, { timeoutMs: 2_000 })
+    expect((await admin.locks(key)).map((l) => l.applicationName)).toEqual([app])
+    await next.release()
+    expect(await sql`SELECT 1 AS one`).toEqual([{ one: 1 }])
+  })
+
+  it('withLock rejects with LockLostError when the holder is terminated during fn', async () => {
+    const { locker } = setup()
+    const key = randomKey()
+    const outcome = locker.withLock(key, async (lock) => {
+      await admin.terminate(await holderPid(key))
+      await waitFor('the loss to be signalled', () => lock.signal.aborted)
+      return 'done'
+    })
+    await expect(outcome).rejects.toBeInstanceOf(LockLostError)
+  })
+
+  it('once the lock connection died, its queries reject at once instead of reconnecting to a new session', async () => {
+    const { adapter, app } = setup()
+    let cause: unknown
+    const conn = await adapter.connect({
+      onLost: (error) => {
+        cause = error
+      },
+    })
+    const [row] = await conn.query('SELECT pg_backend_pid() AS pid', [])
+    await admin.terminate(row!.pid as number)
+    await waitFor('onLost to be called', () => cause !== undefined)
+    expect(adapter.isConnectionError(cause)).toBe(true)
+    expect(adapter.sqlState(cause)).toBeUndefined()
+    await expect(conn.query('SELECT 1 AS one', [])).rejects.toBe(cause)
+    expect(await admin.backends(app)).toEqual([])
+    await conn.release({ destroy: true })
+  })
+
+  it('an idle lock connection that dies is never used again; the next lock gets a new one', async () => {
+    const { locker, adapter, app } = setup({}, { idleTimeoutMs: 60_000 })
+    const key = randomKey()
+    await (await locker.acquire(key)).release()
+    const [idle] = await admin.backends(app)
+    await admin.terminate(idle!.pid)
+    await waitFor('the backend to end', async () => (await admin.backends(app)).length === 0)
+    // The server drops the backend from pg_stat_activity a moment before its socket closes: an acquire
+    // in that window gets the dying connection and fails with the driver's error, never hangs or crashes.
+    const first = await locker.acquire(key, { timeoutMs: 2_000 }).catch((error: unknown) => error)
+    if (first instanceof Error) expect(adapter.isConnectionError(first)).toBe(true)
+    else await (first as LockHandle).release()
+    const handle = await locker.acquire(key, { timeoutMs: 2_000 })
+    expect(await holderPid(key)).not.toBe(idle!.pid)
+    await handle.release()
+  })
+})
+
+describe('postgres.js adapter: lock connections', () => {
+  it('lends connections with the app’s connection settings, rows with JS booleans and numbers', async () => {
+    const { adapter, app } = setup({ connection: { lock_timeout: 7_000 } })
+    const conn = await adapter.connect({ onLost: () => {} })
+    const rows = await conn.query(
+      `SELECT current_setting('lock_timeout') AS l, current_setting('application_name') AS a, $1::int4 AS n, $2::bool AS b`,
+      ['42', 'true'],
+    )
+    expect(rows).toEqual([{ l: '7s', a: app, n: 42, b: true }])
+    await conn.release({ destroy: false })
+  })
+
+  it('reuses one lock connection for consecutive locks', async () => {
+    const { locker, app } = setup()
+    const pids = new Set<number>()
+    for (let i = 0; i < 20; i++) {
+      const key = randomKey()
+      const handle = await locker.acquire(key)
+      pids.add(await holderPid(key))
+      await handle.release()
+    }
+    expect(pids.size).toBe(1)
+    expect(await admin.backends(app)).toEqual([{ pid: [...pids][0], state: 'idle' }])
+  })
+
+  it('holds at most sql.options.max lock connections; further acquires queue in order', async () => {
+    const { locker, app } = setup({ max: 2 })
+    const first = await locker.acquire(randomKey())
+    const second = await locker.acquire(randomKey())
+    const order: string[] = []
+    const queue = (name: string) =>
+      locker.acquire(randomKey()).then((handle) => {
+        order.push(name)
+        return handle
+      })
+    const a = queue('a')
+    const b = queue('b')
+    await expect(locker.acquire(randomKey(), { timeoutMs: 100 })).rejects.toBeInstanceOf(LockTimeoutError)
+    expect(order).toEqual([])
+    await first.release()
+    const handleA = await a
+    expect(order).toEqual(['a'])
+    await second.release()
+    const handleB = await b
+    expect(order).toEqual(['a', 'b'])
+    expect((await admin.backends(app)).length).toBe(2)
+    await Promise.all([handleA.release(), handleB.release()])
+  })
+
+  it('an abort mid-wait cancels the statement on the server and keeps the connection for reuse', async () => {
+    const holder = setup()
+    const { locker, app } = setup({ max: 1 })
+    const key = randomKey()
+    const held = await holder.locker.acquire(key)
+    const controller = new AbortController()
+    const waiting = locker.acquire(key, { signal: controller.signal })
+    await waitFor('the wait to reach the server', async () => (await admin.waiting(app)).length === 1)
+    const [pid] = await admin.waiting(app)
+    controller.abort(new Error('stop'))
+    await expect(waiting).rejects.toThrow('stop')
+    await held.release()
+    const next = await locker.acquire(key, { timeoutMs: 2_000 })
+    expect(await holderPid(key)).toBe(pid)
+    await next.release()
+  })
+
+  it('a cancel while the lock connection is still opening neither fails the statement early nor wedges the connection', async () => {
+    const { adapter } = setup()
+    const conn = await adapter.connect({ onLost: () => {} })
+    // The connection opens with the first statement; postgres.js's own cancel() of a statement not yet
+    // sent rejects it at once and leaves the connection stuck for good.
+    const settled = conn.query('SELECT pg_sleep(30) IS NOT NULL AS slept', []).then(
+      () => ({ error: undefined }),
+      (error: unknown) => ({ error }),
+    )
+    // What the core does after an abort: cancel, and again with a pause, until the statement settles.
+    let outcome: { error: unknown } | undefined
+    while (outcome === undefined) {
+      await conn.cancel!()
+      outcome = await Promise.race([
+        settled,
+        new Promise<undefined>((r) => setTimeout(() => r(undefined), 10)),
+      ])
+    }
+    // The server's own 57014 (a PostgresError), not one postgres.js made up before sending anything.
+    expect(adapter.sqlState(outcome.error)).toBe('57014')
+    expect(await conn.query('SELECT 1 AS one', [])).toEqual([{ one: 1 }])
+    await conn.release({ destroy: false })
+  })
+
+  it('closes idle lock connections after idleTimeoutMs', async () => {
+    const { locker, app } = setup({}, { idleTimeoutMs: 50 })
+    await (await locker.acquire(randomKey())).release()
+    await waitFor('the idle lock connection to close', async () => (await admin.backends(app)).length === 0)
+  })
+
+  it('close() ends idle lock connections at once, rejects queued and later connects', async () => {
+    const { locker, adapter, app } = setup({ max: 1 }, { idleTimeoutMs: 60_000 })
+    const held = await locker.acquire(randomKey())
+    const queued = locker.acquire(randomKey())
+    await waitFor('the first lock to be held', async () => (await admin.heldBy(app)) === 1)
+    await adapter.close()
+    await expect(queued).rejects.toThrow(/closed/)
+    await held.release()
+    await waitFor('no lock connection to remain', async () => (await admin.backends(app)).length === 0, 2_000)
+    await expect(createLocker(adapter).acquire(randomKey())).rejects.toThrow(/closed/)
+  })
+
+  it('leaves the app’s instance and its options untouched', async () => {
+    const onclose = () => {}
+    const { sql, locker } = setup({ onclose, transform: postgres.camel })
+    const before = { ...sql.options }
+    await (await locker.acquire(randomKey())).release()
+    expect(sql.options).toEqual(before)
+    // Nested state it shares with its own connections only: the lock connections must not write to it.
+    const internals = sql.options as unknown as Record<string, unknown>
+    expect(internals.parameters).toEqual({})
+    expect(internals.shared).toEqual({ retries: 0, typeArrayMap: {} })
+    expect(sql.options.onclose).toBe(onclose)
+    expect(sql.options.max).toBe(2)
+  })
+})
+
+describe('postgres.js adapter: transaction scope', () => {
+  it('works with a camelCase transform on the app’s instance', async () => {
+    const holder = setup()
+    const { sql, locker, app } = setup({ transform: postgres.camel })
+    const key = randomKey()
+    const held = await holder.locker.acquire(key)
+    await sql.begin(async (tx) => {
+      await tx`SET LOCAL lock_timeout = '7s'`
+      await expect(locker.transaction(tx).acquire(key, { timeoutMs: 50 })).rejects.toBeInstanceOf(
+        LockTimeoutError,
+      )
+      await held.release()
+      await locker.transaction(tx).acquire(key, { timeoutMs: 1_000 })
+      expect(await tx`SELECT current_setting('lock_timeout') AS lock_timeout`).toEqual([
+        { lockTimeout: '7s' },
+      ])
+      expect((await admin.locks(key)).map((l) => l.applicationName)).toEqual([app])
+    })
+    expect(await admin.locks(key)).toEqual([])
+    const handle = await locker.acquire(key)
+    await handle.release()
+  })
+
+  it('refuses the instance itself without sending anything', async () => {
+    const { sql, locker, app } = setup()
+    await expect(locker.transaction(sql).acquire(randomKey())).rejects.toBeInstanceOf(NotInTransactionError)
+    expect(await admin.backends(app)).toEqual([])
+  })
+
+  it('refuses sql.begin’s sql used after its transaction ended, rather than locking for nothing', async () => {
+    const { sql, locker } = setup()
+    const key = randomKey()
+    let finished: PostgresSqlLike | undefined
+    await sql.begin(async (tx) => {
+      finished = tx
+      await locker.transaction(tx).acquire(key)
+    })
+    await expect(locker.transaction(finished!).acquire(key)).rejects.toBeInstanceOf(NotInTransactionError)
+    await expect(locker.transaction(finished!).tryAcquire(key)).rejects.toBeInstanceOf(NotInTransactionError)
+    expect(await admin.locks(key)).toEqual([])
+  })
+})
+
+describe('postgres.js adapter: inputs and loading', () => {
+  it('rejects things that are not a postgres.js instance or transaction', async () => {
+    const { sql, locker } = setup()
+    expect(() => postgresjsAdapter({} as never)).toThrow(TypeError)
+    const reserved = await sql.reserve()
+    expect(() => postgresjsAdapter(reserved as never)).toThrow(TypeError)
+    reserved.release()
+    expect(() => postgresjsAdapter(sql, { idleTimeoutMs: -1 })).toThrow(InvalidOptionsError)
+    await expect(locker.transaction({} as never).acquire(randomKey())).rejects.toBeInstanceOf(TypeError)
+  })
+
+  it('loads postgres only when a lock connection is first needed', async () => {
+    const { sql } = setup()
+    vi.resetModules()
+    vi.doMock('postgres', () => {
+      throw new Error('postgres is not installed')
+    })
+    onTestFinished(() => {
+      vi.doUnmock('postgres')
+    })
+    const { postgresjsAdapter: fresh } = await import('../src/index.js')
+    const locker = createLocker(fresh(sql))
+    const key = randomKey()
+    await sql.begin(async (tx) => {
+      expect(await locker.transaction(tx).tryAcquire(key)).toBe(true)
+    })
+    const error = await locker.acquire(key).catch((e: unknown) => e as Error)
+    expect(String((error as Error).cause ?? error)).toMatch(/not installed/)
+  })
+})
