@@ -46,8 +46,10 @@ export interface LockConnection {
    * may also resolve without sending anything when its statement is not running yet.
    *
    * Adapter guarantees: it resolves once the request has been handed to the server (so a cancel
-   * cannot land on a later statement that the core sends afterwards); it rejects only if the request
-   * could not be sent, and then the core discards the connection.
+   * cannot land on a later statement that the core sends afterwards); it rejects when the request
+   * could not be sent or cannot be sent safely. The core then stops cancelling: it discards a lent
+   * session (and the acquire rejects at once), while a wait inside the caller's transaction goes on
+   * until it ends by itself.
    *
    * Without `cancel`, an abort or `close()` during a server-side wait discards the connection instead.
    */

@@ -2,7 +2,13 @@ import { createHash, hkdfSync } from 'node:crypto'
 import { InvalidLockKeyError, InvalidOptionsError } from './errors.js'
 
 /** Everything callers may pass where a lock is named; it is turned into a `LockKey` before any SQL runs. */
-export type LockKeyInput = string | bigint | number | readonly [number, number] | LockKey
+export type LockKeyInput =
+  | string
+  | bigint
+  | number
+  | readonly [number, number]
+  | readonly [namespace: string, id: number]
+  | LockKey
 
 /** A validated advisory-lock id; the two kinds are separate key spaces in PostgreSQL, so `kind` is part of the identity. */
 export type LockKey =
@@ -91,8 +97,14 @@ export function lockKey(input: LockKeyInput, derivation: KeyDerivation = keyDeri
       if (value === null) break
       if (Array.isArray(value)) {
         const [key1, key2] = value as readonly unknown[]
+        if (value.length === 2 && typeof key1 === 'string' && isInt4(key2)) {
+          return pairKey(namespaceId(key1), key2)
+        }
         if (value.length !== 2 || !isInt4(key1) || !isInt4(key2)) {
-          throw new InvalidLockKeyError(value, 'a pair key must be two integers in -2^31 .. 2^31-1')
+          throw new InvalidLockKeyError(
+            value,
+            'a pair key must be two integers in -2^31 .. 2^31-1, or a [namespace string, int4 id] pair',
+          )
         }
         return pairKey(key1, key2)
       }
@@ -102,6 +114,15 @@ export function lockKey(input: LockKeyInput, derivation: KeyDerivation = keyDeri
     }
   }
   throw new InvalidLockKeyError(value, 'a key must be a string, bigint, safe integer, int4 pair or LockKey')
+}
+
+/**
+ * The int4 that names a namespace in a `[namespace, id]` key: the first four bytes of SHA-256 of its
+ * UTF-8 bytes, read as a little-endian signed int32 (the `advisory-lock` package's first key for the
+ * same name). Fixed, whatever the locker's key derivation: it must never change between versions.
+ */
+export function namespaceId(namespace: string): number {
+  return createHash('sha256').update(utf8(namespace)).digest().readInt32LE(0)
 }
 
 function utf8(name: string): Buffer {

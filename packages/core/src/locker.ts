@@ -584,7 +584,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
       if (op.aborted) throw op.reason
       acquired = rows[0]?.acquired === true
       if (previous !== undefined) {
-        await run(restoreLocalTimeouts(String(previous.lock_timeout), String(previous.statement_timeout)))
+        await run(restoreLocalTimeouts(String(previous.locktimeout), String(previous.statementtimeout)))
       }
     } catch (error) {
       try {

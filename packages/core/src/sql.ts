@@ -1,8 +1,9 @@
 /**
  * Every SQL statement pglock sends. Nothing else in the project writes lock SQL.
  *
- * Rules (DESIGN.md 9): keys travel as parameters with explicit casts, every result column is aliased,
- * and no result relies on int8 (drivers return it as strings or lossy numbers): results are booleans,
+ * Rules (DESIGN.md 9): keys travel as parameters with explicit casts, every result column is aliased
+ * (in lower case without underscores, so that drivers' camelCase / snake_case column transforms leave
+ * the names alone), and no result relies on int8 (drivers return it as strings or lossy numbers): results are booleans,
  * text settings and `pg_backend_pid()` (int4).
  */
 import { keyParams, type LockKey, pgLocksIdentity } from './keys.js'
@@ -95,10 +96,10 @@ export const ROLLBACK: Statement = { text: 'ROLLBACK', params: [] }
 export function setLocalTimeouts(lockTimeout: string, statementTimeout: string): Statement {
   return {
     text:
-      `SELECT current_setting('lock_timeout') AS lock_timeout, ` +
-      `current_setting('statement_timeout') AS statement_timeout, ` +
-      `set_config('lock_timeout', $1, true) AS new_lock_timeout, ` +
-      `set_config('statement_timeout', $2, true) AS new_statement_timeout`,
+      `SELECT current_setting('lock_timeout') AS locktimeout, ` +
+      `current_setting('statement_timeout') AS statementtimeout, ` +
+      `set_config('lock_timeout', $1, true) AS newlocktimeout, ` +
+      `set_config('statement_timeout', $2, true) AS newstatementtimeout`,
     params: [lockTimeout, statementTimeout],
   }
 }
@@ -189,7 +190,7 @@ export const ROLLBACK_TO_SAVEPOINT: Statement = {
 /** Puts back the transaction-local settings read by {@link setLocalTimeouts}. */
 export function restoreLocalTimeouts(lockTimeout: string, statementTimeout: string): Statement {
   return {
-    text: `SELECT set_config('lock_timeout', $1, true) AS lock_timeout, set_config('statement_timeout', $2, true) AS statement_timeout`,
+    text: `SELECT set_config('lock_timeout', $1, true) AS locktimeout, set_config('statement_timeout', $2, true) AS statementtimeout`,
     params: [lockTimeout, statementTimeout],
   }
 }

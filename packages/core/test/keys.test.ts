@@ -444,3 +444,34 @@ describe('pgLocksIdentity', () => {
     }
   })
 })
+
+describe('[namespace, id] pairs', () => {
+  // Independent vectors: Python's int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], 'little', signed=True).
+  it.each([
+    ['jobs', -887645603],
+    ['invoice', -555493806],
+    ['', 1120186595],
+    ['é', 2119539018],
+    ['漢字', 1905775302],
+  ] as const)('[%j, id] uses key1 = %i', (namespace, key1) => {
+    expect(lockKey([namespace, 42])).toEqual({ kind: 'pair', key1, key2: 42 })
+    expect(lockKey([namespace, -2147483648])).toEqual({ kind: 'pair', key1, key2: -2147483648 })
+  })
+
+  it('is independent of the locker derivation and equals advisory-lock’s first key', () => {
+    expect(lockKey(['jobs', 7], keyDerivations.sqlx)).toEqual(lockKey(['jobs', 7]))
+    const advisory = keyDerivations.advisoryLock('jobs')
+    expect(advisory.kind === 'pair' && advisory.key1).toBe(lockKey(['jobs', 7]).kind === 'pair' && -887645603)
+  })
+
+  it.each([
+    [['jobs', 1.5]],
+    [['jobs', 2 ** 31]],
+    [['jobs', '42']],
+    [[42, 'jobs']],
+    [['jobs']],
+    [['jobs', 1, 2]],
+  ])('rejects %j', (input) => {
+    expect(() => lockKey(input as never)).toThrow(InvalidLockKeyError)
+  })
+})

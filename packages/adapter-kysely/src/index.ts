@@ -1,0 +1,8 @@
+export {
+  type KyselyAdapter,
+  type KyselyAdapterOptions,
+  type KyselyConnectionLike,
+  type KyselyLike,
+  kyselyAdapter,
+  type PostgresjsSqlLike,
+} from './kysely-adapter.js'
