@@ -3,6 +3,7 @@ import {
   DeadlockError,
   type Locker,
   LockerClosedError,
+  type LockerOptions,
   type LockHandle,
   LockLostError,
   LockTimeoutError,
@@ -44,15 +45,22 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
   })
 
   /** A fresh app client, adapter and locker, closed when the test ends. */
-  async function setup(opts: { max?: number; settings?: Record<string, string> } = {}): Promise<Setup<Tx>> {
+  async function setup(
+    opts: {
+      max?: number
+      settings?: Record<string, string>
+      lockerOptions?: LockerOptions
+      url?: string
+    } = {},
+  ): Promise<Setup<Tx>> {
     const app = appName(name)
     const instance = await harness.create({
-      url,
+      url: opts.url ?? url,
       max: opts.max ?? 4,
       applicationName: app,
       ...(opts.settings === undefined ? {} : { settings: opts.settings }),
     })
-    const locker = createLocker(instance.adapter)
+    const locker = createLocker(instance.adapter, opts.lockerOptions)
     onTestFinished(async () => {
       await locker.close()
       await instance.close()
@@ -63,6 +71,28 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
   /** The test's title, carrying the reason when a limit of the adapter skips it. */
   const titled = (title: string, reason: string | undefined) =>
     reason === undefined ? title : `${title} [skipped: ${reason}]`
+  /**
+   * A URL for a throw-away login role whose sessions start with `settings` (`ALTER ROLE ... SET`), as
+   * a DBA sets idle killers; works whatever session settings a driver can pass itself.
+   */
+  async function roleUrl(settings: Record<string, string>): Promise<string> {
+    const role = `pglock_${appName('r').slice(-8)}`
+    const password = appName('p')
+    await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`)
+    for (const [setting, value] of Object.entries(settings)) {
+      await admin.query(`ALTER ROLE ${role} SET ${setting} = '${value}'`)
+    }
+    onTestFinished(async () => {
+      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', [role])
+      // The role goes with the test database; a session still closing may keep it a moment longer.
+      await admin.query(`DROP ROLE IF EXISTS ${role}`).catch(() => {})
+    })
+    const roleUrl = new URL(url)
+    roleUrl.username = role
+    roleUrl.password = password
+    return roleUrl.toString()
+  }
+
   const cancelReason = limits.noSessionCancel
   const withCancel = (title: string) => titled(title, cancelReason)
   const txCancelReason = limits.noTransactionCancel
@@ -478,6 +508,38 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
       )
       await b.locker.close()
       await blocker.release()
+    })
+  })
+
+  describe(`${name}: idle killers`, () => {
+    it('idle_session_timeout ending a lock-holding session is reported as a loss (at the latest on next use)', async () => {
+      const { locker } = await setup({ url: await roleUrl({ idle_session_timeout: '300ms' }) })
+      const key = randomKey()
+      const handle = await locker.acquire(key)
+      await waitFor('the server to end the idle session', async () => (await admin.locks(key)).length === 0)
+      await handle.release()
+      expect(handle.held).toBe(false)
+      expect(handle.signal.reason).toBeInstanceOf(LockLostError)
+    })
+
+    it('with keepAliveMs, a held lock outlives idle_session_timeout', async () => {
+      const { locker } = await setup({
+        url: await roleUrl({ idle_session_timeout: '300ms' }),
+        lockerOptions: { keepAliveMs: 100 },
+      })
+      const key = randomKey()
+      const handle = await locker.acquire(key)
+      const [row] = await admin.locks(key)
+      // Four idle timeouts long: the session must stay, with its lock.
+      const until = performance.now() + 1_200
+      while (performance.now() < until) {
+        expect(await admin.locks(key)).toEqual([row])
+        await sleep(50)
+      }
+      expect(handle.held).toBe(true)
+      await handle.release()
+      expect(handle.signal.aborted).toBe(false)
+      expect(await admin.locks(key)).toEqual([])
     })
   })
 

@@ -10,6 +10,7 @@ export type PgLockErrorCode =
   | 'INVALID_OPTIONS'
   | 'LOCKER_CLOSED'
   | 'SESSION_MOVED'
+  | 'LOCK_TABLE_FULL'
 
 interface PgLockErrorOptions {
   readonly cause?: unknown
@@ -125,6 +126,27 @@ export class SessionMovedError extends PgLockError {
   }
 }
 SessionMovedError.prototype.name = 'SessionMovedError'
+
+/**
+ * PostgreSQL's shared lock table is full (SQLSTATE 53200, "out of shared memory"): every session of
+ * the server fails to take locks until some are released. Nothing was acquired by the failed call.
+ */
+export class LockTableFullError extends PgLockError {
+  /** The key that could not be acquired. */
+  readonly key: LockKey
+
+  constructor(key: LockKey, options?: PgLockErrorOptions) {
+    super(
+      'LOCK_TABLE_FULL',
+      `Could not acquire lock ${describeKey(key)}: PostgreSQL's lock table is full (out of shared memory). ` +
+        'It holds max_locks_per_transaction × (max_connections + max_prepared_transactions) locks for the ' +
+        'whole server: raise max_locks_per_transaction, or hold fewer locks at once',
+      options,
+    )
+    this.key = key
+  }
+}
+LockTableFullError.prototype.name = 'LockTableFullError'
 
 /** Renders a key for messages: `123` or `(1, 2)`. */
 export function describeKey(key: LockKey): string {

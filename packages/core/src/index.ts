@@ -13,6 +13,7 @@ export {
   InvalidOptionsError,
   LockerClosedError,
   LockLostError,
+  LockTableFullError,
   LockTimeoutError,
   NotInTransactionError,
   PgLockError,

@@ -3,6 +3,7 @@ import {
   DeadlockError,
   InvalidOptionsError,
   LockerClosedError,
+  LockTableFullError,
   LockTimeoutError,
   NotInTransactionError,
 } from './errors.js'
@@ -11,9 +12,10 @@ import {
   isSessionGone,
   LOCK_NOT_AVAILABLE,
   NO_ACTIVE_SQL_TRANSACTION,
+  OUT_OF_MEMORY,
 } from './internal/classify.js'
 import { Operation, raceOperation } from './internal/operation.js'
-import { Session } from './internal/session.js'
+import { Session, type SessionHooks } from './internal/session.js'
 import { type LockKey, type LockKeyInput, lockKey } from './keys.js'
 import type { LockHandle, LockHandleImpl } from './lock-handle.js'
 import {
@@ -126,15 +128,18 @@ class LockerImpl<Tx> implements Locker<Tx> {
   readonly #options: ResolvedLockerOptions
   readonly #operations = new Set<Operation>()
   readonly #sessions = new Set<Session>()
-  readonly #sessionHooks = {
-    onIdle: (session: Session) => void session.dispose(false),
-    onDisposed: (session: Session) => void this.#sessions.delete(session),
-  }
+  readonly #sessionHooks: SessionHooks
+
   #closing: Promise<void> | undefined
 
   constructor(adapter: Adapter<Tx>, options: ResolvedLockerOptions) {
     this.#adapter = adapter
     this.#options = options
+    this.#sessionHooks = {
+      onIdle: (session) => void session.dispose(false),
+      onDisposed: (session) => void this.#sessions.delete(session),
+      keepAliveMs: options.keepAliveMs,
+    }
   }
 
   get #closed(): boolean {
@@ -212,7 +217,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
     const noWait = isTry || options.timeoutMs === 0
     const op = this.#operation(key, options, noWait)
     try {
-      const session = await this.#checkout(op)
+      const session = await this.#checkout(op, key)
       op.startServerWait()
       const handle = await this.#lockSession(session, key, mode, noWait, options.timeoutMs, op)
       if (handle === null) {
@@ -240,7 +245,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
   }
 
   /** A session from the adapter; the pool wait counts towards the deadline and honours aborts. */
-  async #checkout(op: Operation): Promise<Session> {
+  async #checkout(op: Operation, key: LockKey): Promise<Session> {
     if (op.aborted) throw op.reason
     const session = new Session(this.#adapter as Adapter<never>, this.#sessionHooks)
     let connecting: Promise<Awaited<ReturnType<Adapter<Tx>['connect']>>>
@@ -253,6 +258,11 @@ class LockerImpl<Tx> implements Locker<Tx> {
       // Arrived after the caller stopped waiting: never queried, so it goes back clean.
       session.attach(late)
       void session.dispose(false)
+    }).catch((error: unknown) => {
+      // A full lock table fails even the start of a new session.
+      throw op.aborted || this.#adapter.sqlState(error) !== OUT_OF_MEMORY
+        ? error
+        : new LockTableFullError(key, { cause: error })
     })
     session.attach(conn)
     this.#sessions.add(session)
@@ -450,6 +460,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
       return new LockTimeoutError(key, timeoutMs, { cause: error })
     }
     if (state === DEADLOCK_DETECTED) return new DeadlockError(key, { cause: error })
+    if (state === OUT_OF_MEMORY) return new LockTableFullError(key, { cause: error })
     return error
   }
 
@@ -517,7 +528,11 @@ class LockerImpl<Tx> implements Locker<Tx> {
       if (noWait) {
         // Never waits, so it needs no savepoint; an abort after it was sent cannot undo an xact lock.
         const statement = xactTryLock(key, mode)
-        return (await conn.query(statement.text, statement.params))[0]?.acquired === true
+        try {
+          return (await conn.query(statement.text, statement.params))[0]?.acquired === true
+        } catch (error) {
+          throw this.#classify(error, key, undefined)
+        }
       }
       if (options.timeoutMs === undefined && options.signal === undefined) {
         const statement = xactLockIfUnlimited(key, mode)

@@ -5,6 +5,13 @@ import { type KeyDerivation, keyDerivations } from './keys.js'
 export interface LockerOptions {
   /** How string keys become lock ids. Default: `keyDerivations.sha256`. */
   readonly keyDerivation?: KeyDerivation
+  /**
+   * Every `keepAliveMs` milliseconds, run a trivial statement on each connection that holds session
+   * locks, so that idle killers (`idle_session_timeout`, proxies and firewalls that drop quiet
+   * connections) do not end it, and so that a dead or moved session is noticed within that time even
+   * with drivers that report loss only on use. Off by default.
+   */
+  readonly keepAliveMs?: number
 }
 
 /** Options of `acquire`, `withLock` and transaction-scoped `acquire`. */
@@ -33,8 +40,9 @@ export interface TryAcquireOptions {
 export const MAX_TIMEOUT_MS = 2_147_483_647
 
 /** Defaults, in one place. */
-export const DEFAULT_LOCKER_OPTIONS: Readonly<Required<LockerOptions>> = Object.freeze({
+export const DEFAULT_LOCKER_OPTIONS: ResolvedLockerOptions = Object.freeze({
   keyDerivation: keyDerivations.sha256,
+  keepAliveMs: undefined,
 })
 
 /** Acquire options after validation. */
@@ -123,16 +131,33 @@ export function resolveTryAcquireOptions(options: unknown): ResolvedAcquireOptio
 }
 
 /** Locker options after validation. */
-export type ResolvedLockerOptions = Readonly<Required<LockerOptions>>
+export interface ResolvedLockerOptions {
+  readonly keyDerivation: KeyDerivation
+  readonly keepAliveMs: number | undefined
+}
 
 /** Validates the options of `createLocker`; throws {@link InvalidOptionsError}. */
 export function resolveLockerOptions(options: unknown): ResolvedLockerOptions {
   if (options === undefined) return DEFAULT_LOCKER_OPTIONS
-  const o = checkObject(options, 'locker options', ['keyDerivation'])
+  const o = checkObject(options, 'locker options', ['keyDerivation', 'keepAliveMs'])
   if (o.keyDerivation !== undefined && typeof o.keyDerivation !== 'function') {
     throw new InvalidOptionsError('keyDerivation', 'expected a function (name: string) => LockKey')
   }
+  const keepAliveMs = o.keepAliveMs
+  if (
+    keepAliveMs !== undefined &&
+    (typeof keepAliveMs !== 'number' ||
+      !Number.isFinite(keepAliveMs) ||
+      keepAliveMs < 1 ||
+      keepAliveMs > MAX_TIMEOUT_MS)
+  ) {
+    throw new InvalidOptionsError(
+      'keepAliveMs',
+      `expected a number of milliseconds in 1 .. ${MAX_TIMEOUT_MS}, got ${String(keepAliveMs)}`,
+    )
+  }
   return Object.freeze({
     keyDerivation: (o.keyDerivation as KeyDerivation | undefined) ?? DEFAULT_LOCKER_OPTIONS.keyDerivation,
+    keepAliveMs: keepAliveMs as number | undefined,
   })
 }

@@ -206,3 +206,9 @@ export const UNLOCK_ALL: Statement = {
   text: 'SELECT pg_advisory_unlock_all() IS NOT NULL AS unlocked',
   params: [],
 }
+
+/**
+ * The keep-alive: keeps a lock-holding session from looking idle, and reports its backend so that a
+ * session that moved (a pooler in transaction mode) is noticed.
+ */
+export const KEEPALIVE: Statement = { text: 'SELECT pg_backend_pid() AS pid', params: [] }

@@ -2,7 +2,7 @@ import type { Adapter, Row, SessionConnection } from '../adapter.js'
 import { LockLostError, SessionMovedError } from '../errors.js'
 import type { LockKey } from '../keys.js'
 import { type HandleOwner, LockHandleImpl } from '../lock-handle.js'
-import { type LockMode, ROLLBACK_ANY, type Statement, sessionUnlock, UNLOCK_ALL } from '../sql.js'
+import { KEEPALIVE, type LockMode, ROLLBACK_ANY, type Statement, sessionUnlock, UNLOCK_ALL } from '../sql.js'
 import { isSessionGone } from './classify.js'
 
 type State = 'connecting' | 'open' | 'cleaning' | 'lost' | 'released'
@@ -13,6 +13,8 @@ export interface SessionHooks {
   onIdle(session: Session): void
   /** The connection went back to the adapter. */
   onDisposed(session: Session): void
+  /** The locker's keep-alive period for sessions that hold locks, if any. */
+  readonly keepAliveMs: number | undefined
 }
 
 /**
@@ -34,6 +36,9 @@ export class Session implements HandleOwner {
   #pid: number | undefined
   /** The statement in flight, settled or not (the core never runs two at once on a session). */
   #inFlight: Promise<unknown> = Promise.resolve()
+  /** Statements sent and not yet settled. */
+  #pending = 0
+  #keepAlive: ReturnType<typeof setInterval> | undefined
 
   constructor(adapter: Adapter<never>, hooks: SessionHooks) {
     this.#adapter = adapter
@@ -88,9 +93,35 @@ export class Session implements HandleOwner {
           : new Error('pglock: internal error: query on a session that is not open'),
       )
     }
-    const running = this.#conn.query(statement.text, statement.params)
-    this.#inFlight = running.catch(() => {})
+    // A keep-alive may be on the wire: statements go one at a time, in order.
+    const running = this.#inFlight.then(() => {
+      if (this.#state !== 'open' || this.#conn === undefined)
+        throw this.#lostCause ?? new Error('pglock: session closed')
+      return this.#conn.query(statement.text, statement.params)
+    })
+    this.#pending++
+    this.#inFlight = running.then(
+      () => this.#pending--,
+      () => this.#pending--,
+    )
     return running
+  }
+
+  /** One keep-alive tick: skipped while a statement runs; notices a dead or moved session. */
+  #keepAliveTick = (): void => {
+    if (this.#state !== 'open' || this.#pending > 0 || this.#holds.size === 0) return
+    this.query(KEEPALIVE).then(
+      (rows) => {
+        const pid = rows[0]?.pid
+        if (this.#pid !== undefined && typeof pid === 'number' && pid !== this.#pid) {
+          this.lose(new SessionMovedError(`backend ${this.#pid} at acquire, ${pid} at keep-alive`))
+        }
+      },
+      (error: unknown) => {
+        // A failure other than the session's end is left for the next tick (or the unlock) to meet.
+        if (isSessionGone(this.#adapter, error)) this.lose(error)
+      },
+    )
   }
 
   /** Cancels the statement in flight; rejects when the adapter cannot. */
@@ -107,6 +138,12 @@ export class Session implements HandleOwner {
     if (this.#pid === undefined && typeof pid === 'number') this.#pid = pid
     const handle = new LockHandleImpl(key, mode === 'shared', this)
     this.#holds.add(handle)
+    const keepAliveMs = this.#hooks.keepAliveMs
+    if (keepAliveMs !== undefined && this.#keepAlive === undefined) {
+      this.#keepAlive = setInterval(this.#keepAliveTick, keepAliveMs)
+      // Held locks do not keep the process alive on their own, and neither does their keep-alive.
+      this.#keepAlive.unref?.()
+    }
     // The session may have died between the lock's grant and this bookkeeping.
     if (this.#state === 'lost') {
       this.#holds.delete(handle)
@@ -179,6 +216,7 @@ export class Session implements HandleOwner {
     }
     this.#holds.clear()
     this.#hooks.onDisposed(this)
+    clearInterval(this.#keepAlive)
     const clean = mustDestroy && wasOpen && conn.destroyable === false
     if (wasOpen) this.#state = clean ? 'cleaning' : 'released'
     this.#release = (async () => {
