@@ -5,7 +5,7 @@ export default defineConfig({
   resolve: { conditions: ['@pglock/source'] },
   ssr: { resolve: { conditions: ['@pglock/source'] } },
   test: {
-    include: ['packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
+    include: ['packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts', 'stress/test/**/*.test.ts'],
     globalSetup: ['./packages/conformance/src/global-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 120_000,

@@ -202,7 +202,7 @@ describe('@databases/pg adapter: lost connections', () => {
     expect(crashes).toEqual([])
   })
 
-  it('a backend terminated mid-wait rejects that acquire with the driver’s error; the process lives and the pool serves on', async () => {
+  it('a backend terminated mid-wait rejects that acquire with ConnectionLostError (the driver’s error as cause); the process lives and the pool serves on', async () => {
     const crashes = watchProcess()
     const holder = setup()
     const { locker, db, app } = setup()
@@ -211,7 +211,7 @@ describe('@databases/pg adapter: lost connections', () => {
     const waiting = locker.acquire(key).catch((e: unknown) => e)
     await waitFor('the wait to reach the server', async () => (await admin.waiting(app)).length === 1)
     await admin.terminate((await admin.waiting(app))[0]!)
-    expect(await waiting).toMatchObject({ code: '57P01' })
+    expect(await waiting).toMatchObject({ code: 'CONNECTION_LOST', cause: { code: '57P01' } })
     await held.release()
     expect(await db.query(sql`SELECT 1 AS one`)).toEqual([{ one: 1 }])
     await (await locker.acquire(key, { timeoutMs: 2_000 })).release()

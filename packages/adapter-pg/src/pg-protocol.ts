@@ -69,7 +69,9 @@ export function sendCancelRequest(client: PgCancelTarget): Promise<void> {
       packet.writeInt32BE(80877102, 4) // CancelRequest code: 1234 << 16 | 5678
       packet.writeInt32BE(processID, 8)
       packet.writeInt32BE(secretKey, 12)
-      socket.end(packet)
+      // Written without closing our side: the server closes the socket once it has the request, and a
+      // pooler (PgBouncer) drops a cancel whose client hung up before it was forwarded.
+      socket.write(packet)
     })
   })
 }

@@ -3,9 +3,9 @@
  * pg is the vehicle; what is tested is the core's handling.
  */
 
-import { Admin, randomKey } from '@pglock/conformance'
+import { Admin, randomKey, waitFor } from '@pglock/conformance'
 import { startTestDatabase, type TestDatabase } from '@pglock/conformance/database'
-import { createLocker, LockTableFullError } from '@pglock/core'
+import { ConnectionLostError, createLocker, LockLostError, LockTableFullError } from '@pglock/core'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pgAdapter } from '../src/index.js'
@@ -69,4 +69,69 @@ describe('a full lock table (SQLSTATE 53200)', () => {
     await handle.release()
     await locker.close()
   })
+})
+
+describe('a server restart', () => {
+  let db: TestDatabase
+
+  beforeAll(async () => {
+    db = await startTestDatabase()
+  }, 120_000)
+  afterAll(async () => {
+    await db?.stop()
+  })
+
+  it('reports every held lock lost, rejects every pending wait with ConnectionLostError, and recovers', async () => {
+    const pools = [0, 1].map((i) => {
+      const pool = new pg.Pool({ connectionString: db.url, max: 6, application_name: `pglock-restart-${i}` })
+      pool.on('error', () => {})
+      return pool
+    })
+    const [holder, waiter] = pools.map((pool) => createLocker(pgAdapter(pool)))
+    try {
+      const keys = [randomKey(), randomKey(), randomKey()]
+      const held = await Promise.all(keys.map((key) => holder!.acquire(key)))
+      const pending = [
+        waiter!.acquire(keys[0]!),
+        waiter!.acquire(keys[1]!, { timeoutMs: 60_000 }),
+        waiter!.acquire(keys[2]!, { shared: true, signal: new AbortController().signal }),
+      ].map((p) =>
+        p.then(
+          (handle) => ({ status: 'fulfilled' as const, handle }),
+          (reason: unknown) => ({ status: 'rejected' as const, reason }),
+        ),
+      )
+      const admin = await Admin.connect(db.url)
+      await waitFor(
+        'three waits on the server',
+        async () => (await admin.waiting('pglock-restart-1')).length === 3,
+      )
+      await admin.close()
+
+      await db.restart!()
+
+      await waitFor('every held lock to be reported lost', () => held.every((h) => h.signal.aborted))
+      for (const handle of held) {
+        expect(handle.held).toBe(false)
+        expect(handle.signal.reason).toBeInstanceOf(LockLostError)
+      }
+      for (const outcome of await Promise.all(pending)) {
+        expect(outcome.status).toBe('rejected')
+        expect((outcome as { reason: unknown }).reason).toBeInstanceOf(ConnectionLostError)
+      }
+      await Promise.all(held.map((h) => h.release()))
+      // Back to normal: the pools open new sessions and the locks are free.
+      const again = await Promise.all(keys.map((key) => waiter!.acquire(key, { timeoutMs: 5_000 })))
+      expect(await holder!.tryAcquire(keys[0]!)).toBeNull()
+      await Promise.all(again.map((h) => h.release()))
+      const check = await Admin.connect(db.url)
+      expect(await check.heldBy('pglock-restart-0')).toBe(0)
+      expect(await check.heldBy('pglock-restart-1')).toBe(0)
+      await check.close()
+    } finally {
+      await holder!.close()
+      await waiter!.close()
+      await Promise.all(pools.map((pool) => pool.end()))
+    }
+  }, 60_000)
 })

@@ -97,7 +97,9 @@ export function postgresjsAdapter(
   const retire = (entry: Dedicated): Promise<void> => {
     clearTimeout(entry.timer)
     if (idle.includes(entry)) idle.splice(idle.indexOf(entry), 1)
-    return entry.sql.end({ timeout: 0 }).catch(() => {})
+    // A graceful end waits until the server closed the socket, i.e. until the backend, and every lock it
+    // held, is gone (`timeout: 0` would resolve at once, the lock still briefly held); seconds, in postgres.js.
+    return entry.sql.end({ timeout: 5 }).catch(() => {})
   }
   const markDead = (entry: Dedicated, cause: unknown): void => {
     if (entry.dead !== undefined) return

@@ -76,7 +76,10 @@ describe('postgres.js adapter: lost connections', () => {
     await waitFor('the wait to reach the server', async () => (await admin.waiting(app)).length === 1)
     const [pid] = await admin.waiting(app)
     await admin.terminate(pid!)
-    await expect(waiting).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' })
+    await expect(waiting).rejects.toMatchObject({
+      code: 'CONNECTION_LOST',
+      cause: { code: 'CONNECTION_CLOSED' },
+    })
     await held.release()
     const next = await locker.acquire(key, { timeoutMs: 2_000 })
     expect((await admin.locks(key)).map((l) => l.applicationName)).toEqual([app])
@@ -121,10 +124,13 @@ describe('postgres.js adapter: lost connections', () => {
     await admin.terminate(idle!.pid)
     await waitFor('the backend to end', async () => (await admin.backends(app)).length === 0)
     // The server drops the backend from pg_stat_activity a moment before its socket closes: an acquire
-    // in that window gets the dying connection and fails with the driver's error, never hangs or crashes.
+    // in that window gets the dying connection and fails with ConnectionLostError (the driver's error as
+    // its cause), never hangs or crashes.
     const first = await locker.acquire(key, { timeoutMs: 2_000 }).catch((error: unknown) => error)
-    if (first instanceof Error) expect(adapter.isConnectionError(first)).toBe(true)
-    else await (first as LockHandle).release()
+    if (first instanceof Error) {
+      expect(first).toMatchObject({ code: 'CONNECTION_LOST' })
+      expect(adapter.isConnectionError(first.cause)).toBe(true)
+    } else await (first as LockHandle).release()
     const handle = await locker.acquire(key, { timeoutMs: 2_000 })
     expect(await holderPid(key)).not.toBe(idle!.pid)
     await handle.release()

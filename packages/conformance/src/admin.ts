@@ -13,9 +13,11 @@ export interface ServerLock {
 /** The suite's own connection to the server, for checking what the server sees and injecting faults. */
 export class Admin {
   readonly #client: pg.Client
+  readonly #url: string
 
-  private constructor(client: pg.Client) {
+  private constructor(client: pg.Client, url: string) {
     this.#client = client
+    this.#url = url
   }
 
   static async connect(url: string): Promise<Admin> {
@@ -24,7 +26,7 @@ export class Admin {
       // The admin connection is never the target of a fault; a failure shows up on its next query.
     })
     await client.connect()
-    return new Admin(client)
+    return new Admin(client, url)
   }
 
   async query<R = Record<string, unknown>>(text: string, params: unknown[] = []): Promise<R[]> {
@@ -73,6 +75,29 @@ export class Admin {
   /** Ends a backend as an administrator would (`57P01` for its client). */
   async terminate(pid: number): Promise<void> {
     await this.query('SELECT pg_terminate_backend($1::int4)', [pid])
+  }
+
+  /**
+   * Holds `key` on a connection of its own, straight to the server (whatever the adapter under test
+   * goes through), until `release()`: a contender for tests of the other side.
+   */
+  async hold(key: LockKey, options: { shared?: boolean } = {}): Promise<{ release(): Promise<void> }> {
+    const client = new pg.Client({
+      connectionString: this.#url,
+      application_name: 'pglock-conformance-holder',
+    })
+    client.on('error', () => {})
+    await client.connect()
+    const args = key.kind === 'bigint' ? '$1::bigint' : '$1::int4, $2::int4'
+    const params = key.kind === 'bigint' ? [String(key.key)] : [String(key.key1), String(key.key2)]
+    await client.query(`SELECT pg_advisory_lock${options.shared ? '_shared' : ''}(${args})`, params)
+    return {
+      // Unlock before ending: a closing backend frees its locks only once it has exited.
+      release: async () => {
+        await client.query('SELECT pg_advisory_unlock_all()')
+        await client.end()
+      },
+    }
   }
 
   async close(): Promise<void> {

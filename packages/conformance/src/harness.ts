@@ -47,6 +47,11 @@ export interface ConformanceLimits {
   readonly noTransactionCancel?: string
   /** The driver reports a dead connection only when it is next used, not when it dies. */
   readonly lossNoticedOnNextUse?: string
+  /**
+   * Session locks cannot work at all (the connection reaches a pooler in transaction mode): every
+   * session-scope test is skipped; the transaction-scope tests run.
+   */
+  readonly noSessionLocks?: string
 }
 
 /** Arguments of {@link runAdapterConformance}. */

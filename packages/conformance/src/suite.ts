@@ -97,8 +97,12 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
   const withCancel = (title: string) => titled(title, cancelReason)
   const txCancelReason = limits.noTransactionCancel
   const lossReason = limits.lossNoticedOnNextUse
+  const sessionReason = limits.noSessionLocks
+  /** A describe block of session-scope tests, skipped (with the reason in its name) where they cannot work. */
+  const sessionDescribe = (title: string, body: () => void) =>
+    describe.skipIf(sessionReason !== undefined)(titled(title, sessionReason), body)
 
-  describe(`${name}: session locks`, () => {
+  sessionDescribe(`${name}: session locks`, () => {
     it.each([
       ['a bigint key', () => randomKey()],
       ['a pair key', () => randomPairKey()],
@@ -265,7 +269,7 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
     })
   })
 
-  describe(`${name}: aborts`, () => {
+  sessionDescribe(`${name}: aborts`, () => {
     it('an already aborted signal rejects with its reason before anything is sent', async () => {
       const { locker, app } = await setup()
       const key = randomKey()
@@ -300,7 +304,7 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
     )
   })
 
-  describe(`${name}: aborts at any moment`, () => {
+  sessionDescribe(`${name}: aborts at any moment`, () => {
     it.skipIf(cancelReason !== undefined)(
       withCancel(
         'an abort at any moment of a wait ends it promptly and leaves nothing waiting (150 iterations)',
@@ -337,7 +341,7 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
     )
   })
 
-  describe(`${name}: the grant race`, () => {
+  sessionDescribe(`${name}: the grant race`, () => {
     it(`a timed wait racing a release never leaves the lock held (${raceIterations} iterations)`, async () => {
       const a = await setup()
       const b = await setup()
@@ -400,7 +404,7 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
     )
   })
 
-  describe(`${name}: lost locks`, () => {
+  sessionDescribe(`${name}: lost locks`, () => {
     it.skipIf(lossReason !== undefined)(
       titled(
         'terminating the holder aborts handle.signal with LockLostError; the process lives on',
@@ -455,7 +459,7 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
     })
   })
 
-  describe(`${name}: release and close`, () => {
+  sessionDescribe(`${name}: release and close`, () => {
     it('withLock returns fn’s value, and releases when fn throws (fn’s error wins)', async () => {
       const { locker } = await setup()
       const key = randomKey()
@@ -511,7 +515,7 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
     })
   })
 
-  describe(`${name}: idle killers`, () => {
+  sessionDescribe(`${name}: idle killers`, () => {
     it('idle_session_timeout ending a lock-holding session is reported as a loss (at the latest on next use)', async () => {
       const { locker } = await setup({ url: await roleUrl({ idle_session_timeout: '300ms' }) })
       const key = randomKey()
@@ -543,7 +547,7 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
     })
   })
 
-  describe(`${name}: close() during work`, () => {
+  sessionDescribe(`${name}: close() during work`, () => {
     it('close() while withLock runs fn aborts lock.signal and withLock rejects with LockLostError', async () => {
       const { locker } = await setup()
       const key = randomKey()
@@ -585,10 +589,9 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
     })
 
     it('tryAcquire returns false under contention and true when free', async () => {
-      const a = await setup()
       const b = await setup()
       const key = randomKey()
-      const held = await a.locker.acquire(key)
+      const held = await admin.hold(key)
       await b.instance.transaction(async (tx) => {
         expect(await b.locker.transaction(tx).tryAcquire(key)).toBe(false)
         await held.release()
@@ -599,10 +602,9 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
     })
 
     it('a timeout leaves the transaction usable and its lock_timeout unchanged', async () => {
-      const a = await setup()
       const b = await setup()
       const key = randomKey()
-      const held = await a.locker.acquire(key)
+      const held = await admin.hold(key)
       await b.instance.transaction(async (tx, query) => {
         await query(`SET LOCAL lock_timeout = '7s'`)
         const t0 = performance.now()
@@ -622,10 +624,9 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
     })
 
     it('a wait without timeoutMs outlasts the caller’s lock_timeout and statement_timeout, then restores them', async () => {
-      const a = await setup()
       const b = await setup()
       const key = randomKey()
-      const held = await a.locker.acquire(key)
+      const held = await admin.hold(key)
       await b.instance.transaction(async (tx, query) => {
         await query(`SET LOCAL lock_timeout = '50ms'`)
         await query(`SET LOCAL statement_timeout = '150ms'`)
@@ -645,10 +646,9 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
     it.skipIf(txCancelReason !== undefined)(
       titled('an abort mid-wait leaves the transaction usable', txCancelReason),
       async () => {
-        const a = await setup()
         const b = await setup()
         const key = randomKey()
-        const held = await a.locker.acquire(key)
+        const held = await admin.hold(key)
         await b.instance.transaction(async (tx, query) => {
           const controller = new AbortController()
           const waiting = b.locker.transaction(tx).acquire(key, { signal: controller.signal })
@@ -705,7 +705,7 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
     })
   })
 
-  describe(`${name}: pool pressure and the caller's settings`, () => {
+  sessionDescribe(`${name}: pool pressure and the caller's settings`, () => {
     it('with max: 2 and two locks held, a timed acquire times out, leaks no connection, and the pool recovers', async () => {
       const { locker, instance, app } = await setup({ max: 2 })
       const h1 = await locker.acquire(randomKey())

@@ -11,6 +11,7 @@ export type PgLockErrorCode =
   | 'LOCKER_CLOSED'
   | 'SESSION_MOVED'
   | 'LOCK_TABLE_FULL'
+  | 'CONNECTION_LOST'
 
 interface PgLockErrorOptions {
   readonly cause?: unknown
@@ -147,6 +148,25 @@ export class LockTableFullError extends PgLockError {
   }
 }
 LockTableFullError.prototype.name = 'LockTableFullError'
+
+/**
+ * The server session that was waiting for a lock ended before the lock was granted (server restart,
+ * terminated backend, network failure, idle killer). Nothing is held; the driver's error is the `cause`.
+ */
+export class ConnectionLostError extends PgLockError {
+  /** The key that was being waited for. */
+  readonly key: LockKey
+
+  constructor(key: LockKey, options?: PgLockErrorOptions) {
+    super(
+      'CONNECTION_LOST',
+      `The connection waiting for lock ${describeKey(key)} ended before the lock was granted (server restart, terminated backend or network failure); nothing is held`,
+      options,
+    )
+    this.key = key
+  }
+}
+ConnectionLostError.prototype.name = 'ConnectionLostError'
 
 /** Renders a key for messages: `123` or `(1, 2)`. */
 export function describeKey(key: LockKey): string {

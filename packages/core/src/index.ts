@@ -8,6 +8,7 @@ export type {
   TransactionStatus,
 } from './adapter.js'
 export {
+  ConnectionLostError,
   DeadlockError,
   InvalidLockKeyError,
   InvalidOptionsError,

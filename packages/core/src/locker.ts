@@ -1,11 +1,13 @@
 import type { Adapter, Row, TransactionConnection } from './adapter.js'
 import {
+  ConnectionLostError,
   DeadlockError,
   InvalidOptionsError,
   LockerClosedError,
   LockTableFullError,
   LockTimeoutError,
   NotInTransactionError,
+  PgLockError,
 } from './errors.js'
 import {
   DEADLOCK_DETECTED,
@@ -378,7 +380,10 @@ class LockerImpl<Tx> implements Locker<Tx> {
     const outcome = op.aborted ? op.reason : this.#classify(error, key, timeoutMs)
     if (!session.isOpen || isSessionGone(this.#adapter as Adapter<never>, error)) {
       await session.dispose(true)
-      return outcome
+      // The session died under the wait (whatever the driver's error said about it).
+      return outcome instanceof PgLockError || op.aborted
+        ? outcome
+        : new ConnectionLostError(key, { cause: error })
     }
     try {
       const held = (await session.query(sessionHolds(key, mode)))[0]?.held
@@ -461,6 +466,8 @@ class LockerImpl<Tx> implements Locker<Tx> {
     }
     if (state === DEADLOCK_DETECTED) return new DeadlockError(key, { cause: error })
     if (state === OUT_OF_MEMORY) return new LockTableFullError(key, { cause: error })
+    if (isSessionGone(this.#adapter as Adapter<never>, error))
+      return new ConnectionLostError(key, { cause: error })
     return error
   }
 
