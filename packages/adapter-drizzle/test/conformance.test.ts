@@ -1,31 +1,12 @@
-import { type HarnessOptions, runAdapterConformance } from '@pglock/conformance'
+import { appPgPool, type HarnessOptions, runAdapterConformance } from '@pglock/conformance'
 import type { Row } from '@pglock/core'
 import { sql } from 'drizzle-orm'
 import { drizzle } from 'drizzle-orm/node-postgres'
 import { drizzle as drizzlePjs } from 'drizzle-orm/postgres-js'
 import { drizzle as drizzleRc } from 'drizzle-orm-1-rc/node-postgres'
 import { drizzle as drizzlePjsRc } from 'drizzle-orm-1-rc/postgres-js'
-import pg from 'pg'
 import postgres from 'postgres'
 import { type DrizzleTransactionLike, drizzleAdapter } from '../src/index.js'
-
-/** The app's pg Pool, configured as the suite asks (settings as `-c name=value` startup options). */
-function newPool({ url, max, applicationName, settings }: HarnessOptions): pg.Pool {
-  const options = settings
-    ? Object.entries(settings)
-        .map(([name, value]) => `-c ${name}=${value}`)
-        .join(' ')
-    : undefined
-  const pool = new pg.Pool({
-    connectionString: url,
-    max,
-    application_name: applicationName,
-    ...(options === undefined ? {} : { options }),
-  })
-  // What every app with a pg.Pool should do: idle clients can die too.
-  pool.on('error', () => {})
-  return pool
-}
 
 /** The app's postgres.js sql, configured as the suite asks (settings as startup parameters). */
 function newSql({ url, max, applicationName, settings }: HarnessOptions): postgres.Sql {
@@ -44,7 +25,7 @@ runAdapterConformance<DrizzleTransactionLike>({
   name: 'drizzle 0.45 node-postgres',
   harness: {
     async create(options) {
-      const pool = newPool(options)
+      const pool = appPgPool(options)
       const db = drizzle({ client: pool })
       return {
         adapter: drizzleAdapter(db),
@@ -62,7 +43,7 @@ runAdapterConformance<DrizzleTransactionLike>({
   name: 'drizzle 1.0.0-rc.4 node-postgres',
   harness: {
     async create(options) {
-      const pool = newPool(options)
+      const pool = appPgPool(options)
       const db = drizzleRc({ client: pool })
       return {
         adapter: drizzleAdapter(db),

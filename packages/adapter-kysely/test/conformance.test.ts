@@ -1,9 +1,8 @@
-import { type ConformanceHarness, runAdapterConformance } from '@pglock/conformance'
+import { appPgPool, type ConformanceHarness, runAdapterConformance } from '@pglock/conformance'
 import type { Row } from '@pglock/core'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import { Kysely as Kysely028, PostgresDialect as PostgresDialect028, sql as sql028 } from 'kysely-0.28'
 import { PostgresJSDialect } from 'kysely-postgres-js'
-import pg from 'pg'
 import postgres from 'postgres'
 import { type KyselyLike, kyselyAdapter } from '../src/index.js'
 
@@ -19,20 +18,8 @@ async function run(db: Db, text: string): Promise<Row[]> {
 /** The app's Kysely over a pg Pool, in one of the Kysely versions under test. */
 function pgHarness(version: '0.29' | '0.28'): ConformanceHarness<KyselyLike> {
   return {
-    async create({ url, max, applicationName, settings }) {
-      const options = settings
-        ? Object.entries(settings)
-            .map(([name, value]) => `-c ${name}=${value}`)
-            .join(' ')
-        : undefined
-      const pool = new pg.Pool({
-        connectionString: url,
-        max,
-        application_name: applicationName,
-        ...(options === undefined ? {} : { options }),
-      })
-      // What every app with a pg.Pool should do: idle clients can die too.
-      pool.on('error', () => {})
+    async create(options) {
+      const pool = appPgPool(options)
       const db: Db =
         version === '0.29'
           ? new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) })

@@ -1,23 +1,11 @@
-import type { ConformanceHarness } from '@pglock/conformance'
-import pg from 'pg'
+import { appPgPool, type ConformanceHarness } from '@pglock/conformance'
+import type pg from 'pg'
 import { pgAdapter } from '../src/index.js'
 
 /** The conformance harness for pg: the app's own pg.Pool, as an app configures it. */
 export const pgHarness: ConformanceHarness<pg.PoolClient> = {
-  async create({ url, max, applicationName, settings }) {
-    const options = settings
-      ? Object.entries(settings)
-          .map(([name, value]) => `-c ${name}=${value}`)
-          .join(' ')
-      : undefined
-    const pool = new pg.Pool({
-      connectionString: url,
-      max,
-      application_name: applicationName,
-      ...(options === undefined ? {} : { options }),
-    })
-    // What every app with a pg.Pool should do: idle clients can die too.
-    pool.on('error', () => {})
+  async create(options) {
+    const pool = appPgPool(options)
     return {
       adapter: pgAdapter(pool),
       async transaction(fn) {
