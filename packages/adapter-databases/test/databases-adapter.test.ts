@@ -174,7 +174,11 @@ describe('@databases/pg adapter: handing connections back', () => {
   it('a wait for a pool connection honours timeoutMs, and the connection that arrives late goes back', async () => {
     const { locker, app } = setup({ poolSize: 1 })
     const held = await locker.acquire(randomKey())
-    await expect(locker.acquire(randomKey(), { timeoutMs: 100 })).rejects.toBeInstanceOf(LockTimeoutError)
+    // The one connection holds `held`; a wait needs a connection of its own, so it waits for the pool.
+    const busy = randomKey()
+    const blocker = await admin.hold(busy)
+    await expect(locker.acquire(busy, { timeoutMs: 100 })).rejects.toBeInstanceOf(LockTimeoutError)
+    await blocker.release()
     await held.release()
     const next = await locker.acquire(randomKey(), { timeoutMs: 1_000 })
     await next.release()

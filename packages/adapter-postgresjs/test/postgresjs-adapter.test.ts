@@ -164,8 +164,12 @@ describe('postgres.js adapter: lock connections', () => {
 
   it('holds at most sql.options.max lock connections; further acquires queue in order', async () => {
     const { locker, app } = setup({ max: 2 })
-    const first = await locker.acquire(randomKey())
-    const second = await locker.acquire(randomKey())
+    // Held locks share a lock connection, but a blocking wait has one to itself: two waits take both.
+    const busy = [randomKey(), randomKey()] as const
+    const blockers = await Promise.all(busy.map((key) => admin.hold(key)))
+    const first = locker.acquire(busy[0])
+    const second = locker.acquire(busy[1])
+    await waitFor('both waits to be on the server', async () => (await admin.waiting(app)).length === 2)
     const order: string[] = []
     const queue = (name: string) =>
       locker.acquire(randomKey()).then((handle) => {
@@ -176,10 +180,12 @@ describe('postgres.js adapter: lock connections', () => {
     const b = queue('b')
     await expect(locker.acquire(randomKey(), { timeoutMs: 100 })).rejects.toBeInstanceOf(LockTimeoutError)
     expect(order).toEqual([])
-    await first.release()
+    await blockers[0]!.release()
+    await (await first).release()
     const handleA = await a
     expect(order).toEqual(['a'])
-    await second.release()
+    await blockers[1]!.release()
+    await (await second).release()
     const handleB = await b
     expect(order).toEqual(['a', 'b'])
     expect((await admin.backends(app)).length).toBe(2)
@@ -236,10 +242,14 @@ describe('postgres.js adapter: lock connections', () => {
   it('close() ends idle lock connections at once, rejects queued and later connects', async () => {
     const { locker, adapter, app } = setup({ max: 1 }, { idleTimeoutMs: 60_000 })
     const held = await locker.acquire(randomKey())
-    const queued = locker.acquire(randomKey())
+    // A wait needs a lock connection of its own, and the only one holds `held`: it queues.
+    const busy = randomKey()
+    const blocker = await admin.hold(busy)
+    const queued = locker.acquire(busy)
     await waitFor('the first lock to be held', async () => (await admin.heldBy(app)) === 1)
     await adapter.close()
     await expect(queued).rejects.toThrow(/closed/)
+    await blocker.release()
     await held.release()
     await waitFor('no lock connection to remain', async () => (await admin.backends(app)).length === 0, 2_000)
     await expect(createLocker(adapter).acquire(randomKey())).rejects.toThrow(/closed/)

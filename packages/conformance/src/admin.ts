@@ -56,6 +56,16 @@ export class Admin {
     return rows[0]?.n ?? 0
   }
 
+  /** The backends of `app` holding granted advisory locks, with how many each holds. */
+  async holders(app: string): Promise<{ pid: number; locks: number }[]> {
+    return this.query(
+      `SELECT l.pid, count(*)::int AS locks FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = $1
+        GROUP BY l.pid ORDER BY l.pid`,
+      [app],
+    )
+  }
+
   /** Backends of `app` waiting for an advisory lock. */
   async waiting(app: string): Promise<number[]> {
     const rows = await this.query<{ pid: number }>(

@@ -705,11 +705,123 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
     })
   })
 
+  sessionDescribe(`${name}: connection sharing`, () => {
+    it('held locks share connections: 300 locks over a pool of max: 10 use at most 2, and the app’s queries go on', async () => {
+      const { locker, instance, app } = await setup({ max: 10 })
+      const sequential: LockHandle[] = []
+      for (let i = 0; i < 150; i++) sequential.push(await locker.acquire(randomKey()))
+      const concurrent = await Promise.all(
+        Array.from({ length: 150 }, (_, i) =>
+          i % 3 === 0 ? locker.tryAcquire(randomKey()) : locker.acquire(randomKey(), { timeoutMs: 5_000 }),
+        ),
+      )
+      const handles = [...sequential, ...concurrent]
+      expect(handles.every((h) => h?.held === true)).toBe(true)
+      const holders = await admin.holders(app)
+      expect(holders.length).toBeGreaterThanOrEqual(1)
+      expect(holders.length).toBeLessThanOrEqual(2)
+      expect(holders.reduce((n, h) => n + h.locks, 0)).toBe(300)
+      expect(await instance.query('SELECT 1 AS one')).toEqual([{ one: 1 }])
+      await Promise.all(handles.map((h) => h?.release()))
+      expect(await admin.heldBy(app)).toBe(0)
+      // Holding nothing, every connection went back: they are idle, and the pool serves the app.
+      await waitFor('every backend of the app to be idle', async () =>
+        (await admin.backends(app)).every((b) => b.state === 'idle'),
+      )
+      expect(await instance.query('SELECT 1 AS one')).toEqual([{ one: 1 }])
+    })
+
+    it('a wait that must block never runs on a connection holding other locks', async () => {
+      const { locker, app } = await setup()
+      const mine = await locker.acquire(randomKey())
+      const [{ pid: sharedPid }] = (await admin.holders(app)) as [{ pid: number }]
+      const busy = randomKey()
+      const blocker = await admin.hold(busy)
+      const waiting = locker.acquire(busy)
+      await waitFor('the wait to be on the server', async () => (await admin.waiting(app)).length === 1)
+      expect(await admin.waiting(app)).not.toContain(sharedPid)
+      // Meanwhile the connection that holds `mine` still takes other locks without waiting.
+      const other = await locker.tryAcquire(randomKey())
+      expect(other?.held).toBe(true)
+      expect((await admin.locks(other!.key))[0]?.pid).toBe(sharedPid)
+      await blocker.release()
+      const granted = await waiting
+      await Promise.all([mine.release(), other!.release(), granted.release()])
+      expect(await admin.heldBy(app)).toBe(0)
+    })
+
+    it('one connection never holds one key for two handles (no re-entrant grant)', async () => {
+      const { locker } = await setup()
+      const key = randomKey()
+      const shared = await Promise.all([
+        locker.acquire(key, { shared: true }),
+        locker.acquire(key, { shared: true }),
+        locker.acquire(key, { shared: true }),
+      ])
+      const rows = await admin.locks(key)
+      expect(rows).toHaveLength(3)
+      expect(new Set(rows.map((r) => r.pid)).size).toBe(3)
+      await Promise.all(shared.map((h) => h.release()))
+      const held = await locker.acquire(key)
+      expect(await locker.tryAcquire(key)).toBeNull()
+      await expect(locker.acquire(key, { timeoutMs: 100 })).rejects.toBeInstanceOf(LockTimeoutError)
+      await held.release()
+      expect(await admin.locks(key)).toEqual([])
+    })
+
+    it.skipIf(lossReason !== undefined)(
+      titled('losing a shared connection aborts every handle on it; the locker recovers', lossReason),
+      async () => {
+        const { locker, app } = await setup()
+        const handles: LockHandle[] = []
+        for (let i = 0; i < 5; i++) handles.push(await locker.acquire(randomKey()))
+        const holders = await admin.holders(app)
+        expect(holders).toEqual([{ pid: expect.any(Number), locks: 5 }])
+        await admin.terminate(holders[0]!.pid)
+        await waitFor('every handle to report the loss', () => handles.every((h) => h.signal.aborted))
+        for (const h of handles) {
+          expect(h.held).toBe(false)
+          expect(h.signal.reason).toBeInstanceOf(LockLostError)
+        }
+        await Promise.all(handles.map((h) => h.release()))
+        const next = await locker.acquire(handles[0]!.key, { timeoutMs: 2_000 })
+        expect((await admin.holders(app)).map((h) => h.pid)).not.toContain(holders[0]!.pid)
+        await next.release()
+      },
+    )
+
+    it('aborts of acquires that share a connection never disturb the locks held on it', async () => {
+      const { locker, app } = await setup()
+      const held: LockHandle[] = []
+      for (let i = 0; i < 10; i++) held.push(await locker.acquire(randomKey()))
+      const busy = randomKey()
+      const blocker = await admin.hold(busy)
+      for (let i = 0; i < 100; i++) {
+        const controller = new AbortController()
+        const key = i % 2 === 0 ? busy : randomKey()
+        const attempt = settle(locker.acquire(key, { signal: controller.signal }))
+        await sleep(Math.random() * 3)
+        controller.abort(new Error('stop'))
+        const outcome = await attempt
+        if (outcome.status === 'fulfilled') await outcome.value.release()
+      }
+      expect(held.every((h) => h.held && !h.signal.aborted)).toBe(true)
+      expect(await admin.heldBy(app)).toBe(10)
+      await blocker.release()
+      await Promise.all(held.map((h) => h.release()))
+      expect(await admin.heldBy(app)).toBe(0)
+      expect(await admin.waiting(app)).toEqual([])
+    })
+  })
+
   sessionDescribe(`${name}: pool pressure and the caller's settings`, () => {
-    it('with max: 2 and two locks held, a timed acquire times out, leaks no connection, and the pool recovers', async () => {
+    it('with max: 2 and both connections taken by waits, a timed acquire times out waiting for the pool, leaks no connection, and the pool recovers', async () => {
       const { locker, instance, app } = await setup({ max: 2 })
-      const h1 = await locker.acquire(randomKey())
-      const h2 = await locker.acquire(randomKey())
+      // Held locks share a connection, but a blocking wait never does: two waits take the whole pool.
+      const busy = randomKey()
+      const blocker = await admin.hold(busy)
+      const waits = [locker.acquire(busy, { shared: true }), locker.acquire(busy, { shared: true })]
+      await waitFor('both waits to be on the server', async () => (await admin.waiting(app)).length === 2)
       const t0 = performance.now()
       await expect(locker.acquire(randomKey(), { timeoutMs: 200 })).rejects.toBeInstanceOf(LockTimeoutError)
       const elapsed = elapsedSince(t0)
@@ -720,8 +832,10 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
       const reason = new Error('enough')
       controller.abort(reason)
       await expect(aborted).rejects.toBe(reason)
-      await h1.release()
-      await h2.release()
+      await blocker.release()
+      const [h1, h2] = await Promise.all(waits)
+      await h1?.release()
+      await h2?.release()
       // The connections that arrived after their waiters had gone must be back in the pool.
       const again = [
         await locker.acquire(randomKey(), { timeoutMs: 1_000 }),

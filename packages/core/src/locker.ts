@@ -8,6 +8,7 @@ import {
   LockTimeoutError,
   NotInTransactionError,
   PgLockError,
+  SessionMovedError,
 } from './errors.js'
 import {
   DEADLOCK_DETECTED,
@@ -18,7 +19,7 @@ import {
 } from './internal/classify.js'
 import { Operation, raceOperation } from './internal/operation.js'
 import { Session, type SessionHooks } from './internal/session.js'
-import { type LockKey, type LockKeyInput, lockKey } from './keys.js'
+import { keyId, type LockKey, type LockKeyInput, lockKey } from './keys.js'
 import type { LockHandle, LockHandleImpl } from './lock-handle.js'
 import {
   type AcquireOptions,
@@ -219,9 +220,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
     const noWait = isTry || options.timeoutMs === 0
     const op = this.#operation(key, options, noWait)
     try {
-      const session = await this.#checkout(op, key)
-      op.startServerWait()
-      const handle = await this.#lockSession(session, key, mode, noWait, options.timeoutMs, op)
+      const handle = await this.#lockSession(key, mode, noWait, options.timeoutMs, op)
       if (handle === null) {
         if (isTry) return null
         throw new LockTimeoutError(key, options.timeoutMs ?? 0)
@@ -246,59 +245,54 @@ class LockerImpl<Tx> implements Locker<Tx> {
     )
   }
 
-  /** A session from the adapter; the pool wait counts towards the deadline and honours aborts. */
-  async #checkout(op: Operation, key: LockKey): Promise<Session> {
-    if (op.aborted) throw op.reason
-    const session = new Session(this.#adapter as Adapter<never>, this.#sessionHooks)
-    let connecting: Promise<Awaited<ReturnType<Adapter<Tx>['connect']>>>
-    try {
-      connecting = this.#adapter.connect({ onLost: session.lose })
-    } catch (error) {
-      connecting = Promise.reject(error)
-    }
-    const conn = await raceOperation(op, connecting, (late) => {
-      // Arrived after the caller stopped waiting: never queried, so it goes back clean.
-      session.attach(late)
-      void session.dispose(false)
-    }).catch((error: unknown) => {
-      // A full lock table fails even the start of a new session.
-      throw op.aborted || this.#adapter.sqlState(error) !== OUT_OF_MEMORY
-        ? error
-        : new LockTableFullError(key, { cause: error })
-    })
-    session.attach(conn)
-    this.#sessions.add(session)
-    return session
-  }
-
+  /**
+   * Optimistic multiplexing: a session that already holds other locks (or is on its way) gets a
+   * zero-wait try; only when that fails and the caller wants to wait does the acquire take a session
+   * of its own for the blocking wait: the one it tried on when nothing else uses it, a fresh one
+   * otherwise.
+   */
   async #lockSession(
-    session: Session,
     key: LockKey,
     mode: LockMode,
     noWait: boolean,
     timeoutMs: number | undefined,
     op: Operation,
   ): Promise<LockHandleImpl | null> {
-    if (op.aborted) {
-      await session.dispose(false)
-      throw op.reason
-    }
-    const remaining = op.remainingMs()
-    const statement =
-      noWait || (remaining !== undefined && remaining < 1)
-        ? sessionTryLock(key, mode)
-        : sessionLock(key, mode, remaining)
+    const id = keyId(key)
+    let session: Session
     let row: Row | undefined
-    try {
-      row = (await this.#waitOnServer(this.#sessionWaitable(session), statement, op))[0]
-    } catch (error) {
-      throw await this.#afterFailedSessionWait(session, key, mode, error, op, timeoutMs)
+    for (let attempt = 1; ; attempt++) {
+      session = this.#sessionToTry(id)
+      await this.#ready(session, id, key, op)
+      try {
+        // Never waits on the server, so an abort lets it finish (a cancel would hit whatever runs next
+        // on a shared session) and gives back what it took.
+        row = (await session.query(sessionTryLock(key, mode)))[0]
+        break
+      } catch (error) {
+        const outcome = await this.#afterFailedSessionWait(session, id, key, mode, error, op, undefined)
+        // A shared connection that died unnoticed took whatever this try got with it: try once more
+        // on another connection rather than fail an acquire that never touched a live one.
+        if (attempt === 1 && outcome instanceof ConnectionLostError && !op.aborted) continue
+        throw outcome
+      }
     }
-    if (row?.acquired === null) {
-      // The caller's statement_timeout would cut the wait short: take the transaction-block route.
-      row = await this.#lockSessionInBlock(session, key, mode, op, timeoutMs)
+    if (row?.acquired === false && !noWait && !op.aborted) {
+      if (!session.claimForWait(id)) {
+        session.settle(id)
+        session = this.#openSession(id, true)
+        await this.#ready(session, id, key, op)
+      }
+      op.startServerWait()
+      row = await this.#waitOnSession(session, id, key, mode, timeoutMs, op)
     }
     if (row?.acquired === true) {
+      if (session.pid !== undefined && row.pid !== session.pid) {
+        // Only a pooler in front of the server does this: the lock sits on another backend now.
+        const moved = new SessionMovedError(`backend ${session.pid} before, ${String(row.pid)} now`)
+        session.lose(moved)
+        throw new ConnectionLostError(key, { cause: moved })
+      }
       const handle = session.addHold(key, mode, row.pid)
       if (op.aborted) {
         // Granted just as the abort landed: the caller has gone, so give the lock back.
@@ -308,7 +302,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
       return handle
     }
     if (row?.acquired === false) {
-      await session.dispose(false)
+      session.settle(id)
       if (op.aborted) throw op.reason
       return null
     }
@@ -318,12 +312,73 @@ class LockerImpl<Tx> implements Locker<Tx> {
     )
   }
 
+  /** A session on which `id` may be tried at once (the first one found), or a new one; reserved for `id`. */
+  #sessionToTry(id: string): Session {
+    for (const session of this.#sessions) {
+      if (session.canTry(id)) {
+        session.reserve(id)
+        return session
+      }
+    }
+    return this.#openSession(id, false)
+  }
+
+  /** A new session from the adapter, reserved for `id` (and for its blocking wait when `exclusive`). */
+  #openSession(id: string, exclusive: boolean): Session {
+    const session = new Session(this.#adapter as Adapter<never>, this.#sessionHooks)
+    session.reserve(id)
+    if (exclusive) session.claimForWait(id)
+    this.#sessions.add(session)
+    session.connect()
+    return session
+  }
+
+  /** Waits for the session's connection; the pool wait counts towards the deadline and honours aborts. */
+  async #ready(session: Session, id: string, key: LockKey, op: Operation): Promise<void> {
+    try {
+      if (op.aborted) throw op.reason
+      await raceOperation(op, session.ready, noop)
+    } catch (error) {
+      session.settle(id)
+      // A full lock table fails even the start of a new session.
+      throw op.aborted || this.#adapter.sqlState(error) !== OUT_OF_MEMORY
+        ? error
+        : new LockTableFullError(key, { cause: error })
+    }
+  }
+
+  /** The blocking wait, on a session that holds nothing else. */
+  async #waitOnSession(
+    session: Session,
+    id: string,
+    key: LockKey,
+    mode: LockMode,
+    timeoutMs: number | undefined,
+    op: Operation,
+  ): Promise<Row | undefined> {
+    const remaining = op.remainingMs()
+    const statement =
+      remaining !== undefined && remaining < 1 ? sessionTryLock(key, mode) : sessionLock(key, mode, remaining)
+    let row: Row | undefined
+    try {
+      row = (await this.#waitOnServer(this.#sessionWaitable(session), statement, op))[0]
+    } catch (error) {
+      throw await this.#afterFailedSessionWait(session, id, key, mode, error, op, timeoutMs)
+    }
+    if (row?.acquired === null) {
+      // The caller's statement_timeout would cut the wait short: take the transaction-block route.
+      row = await this.#lockSessionInBlock(session, id, key, mode, op, timeoutMs)
+    }
+    return row
+  }
+
   /**
    * The route when the caller's `statement_timeout` is shorter than the wait: it cannot be lifted
    * inside the statement it governs, so lift it for one transaction block (session locks outlive it).
    */
   async #lockSessionInBlock(
     session: Session,
+    id: string,
     key: LockKey,
     mode: LockMode,
     op: Operation,
@@ -353,7 +408,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
           throw op.aborted ? op.reason : this.#classify(error, key, timeoutMs)
         }
       }
-      throw await this.#afterFailedSessionWait(session, key, mode, error, op, timeoutMs)
+      throw await this.#afterFailedSessionWait(session, id, key, mode, error, op, timeoutMs)
     }
     try {
       await session.query(COMMIT)
@@ -371,6 +426,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
    */
   async #afterFailedSessionWait(
     session: Session,
+    id: string,
     key: LockKey,
     mode: LockMode,
     error: unknown,
@@ -388,10 +444,11 @@ class LockerImpl<Tx> implements Locker<Tx> {
     try {
       const held = (await session.query(sessionHolds(key, mode)))[0]?.held
       if (held === true) {
-        // One hold at most: a session never waits while it holds anything, so unlocking once is exact.
+        // One hold at most: a session never holds or tries one key for two acquires, so unlocking
+        // once is exact.
         await session.addHold(key, mode, undefined).release()
       } else if (held === false) {
-        await session.dispose(false)
+        session.settle(id)
       } else {
         await session.dispose(true)
       }
@@ -622,6 +679,8 @@ class LockerImpl<Tx> implements Locker<Tx> {
     return acquired
   }
 }
+
+function noop(): void {}
 
 function checkCallback(fn: unknown): void {
   if (typeof fn !== 'function')

@@ -1,6 +1,6 @@
 import type { Adapter, Row, SessionConnection } from '../adapter.js'
 import { LockLostError, SessionMovedError } from '../errors.js'
-import type { LockKey } from '../keys.js'
+import { keyId, type LockKey } from '../keys.js'
 import { type HandleOwner, LockHandleImpl } from '../lock-handle.js'
 import { KEEPALIVE, type LockMode, ROLLBACK_ANY, type Statement, sessionUnlock, UNLOCK_ALL } from '../sql.js'
 import { isSessionGone } from './classify.js'
@@ -9,7 +9,7 @@ type State = 'connecting' | 'open' | 'cleaning' | 'lost' | 'released'
 
 /** What the locker wants to hear from its sessions. */
 export interface SessionHooks {
-  /** The session holds nothing any more. */
+  /** The session holds nothing, waits for nothing and is promised to nobody. */
   onIdle(session: Session): void
   /** The connection went back to the adapter. */
   onDisposed(session: Session): void
@@ -21,13 +21,26 @@ export interface SessionHooks {
  * One server session lent by the adapter, and what this process holds on it (PostgreSQL cannot show
  * the re-entrancy count, so the core keeps the books: DESIGN.md 6).
  *
+ * Many session locks share one session (optimistic multiplexing): an acquire first tries, without
+ * waiting, on a session that already holds other locks, and only a wait that must block gets a
+ * session to itself ({@link claimForWait}).
+ *
  * Invariants: the connection is released exactly once; never with `destroy: false` unless it provably
- * holds nothing; never queried after it was reported lost or released.
+ * holds nothing; never queried after it was reported lost or released; it never holds (or tries) the
+ * same key for two handles (PostgreSQL would grant the second re-entrantly); a blocking wait only
+ * runs on it while it holds nothing else; it goes back as soon as it holds nothing and nobody is
+ * about to use it.
  */
 export class Session implements HandleOwner {
   readonly #adapter: Adapter<never>
   readonly #holds = new Set<LockHandleImpl>()
+  /** Keys held here or promised to an acquire in progress on this session (see {@link reserve}). */
+  readonly #keys = new Set<string>()
   readonly #hooks: SessionHooks
+  /** A blocking wait runs (or is about to run) here: no other acquire may use this session. */
+  #exclusive = false
+  /** Settles when the adapter's connection arrived (rejects when it could not be had). */
+  ready: Promise<void> = Promise.resolve()
   #conn: SessionConnection | undefined
   #state: State = 'connecting'
   #lostCause: unknown
@@ -56,16 +69,88 @@ export class Session implements HandleOwner {
       handle.markLost(new LockLostError(handle.key, 'its connection ended', { cause }))
     }
     this.#holds.clear()
+    this.#keys.clear()
     // Before attach() there is nothing to hand back yet (attach() will); while cleaning, dispose() is
     // already under way and sees the loss.
     if (!wasConnecting && !wasCleaning) void this.dispose(true)
   }
 
+  /** Asks the adapter for the connection; `ready` settles when it arrives. Called once. */
+  connect(): void {
+    let connecting: Promise<SessionConnection>
+    try {
+      connecting = this.#adapter.connect({ onLost: this.lose })
+    } catch (error) {
+      connecting = Promise.reject(error)
+    }
+    this.ready = connecting.then(
+      (conn) => {
+        this.#attach(conn)
+        if (this.#state !== 'open') throw this.#lostCause ?? new Error('pglock: the session was lost')
+      },
+      (error: unknown) => {
+        this.#state = 'released'
+        this.#hooks.onDisposed(this)
+        throw error
+      },
+    )
+    // Whoever waits for it hears the failure; when nobody does any more, nobody needs to.
+    this.ready.catch(() => {})
+  }
+
   /** Takes the connection the adapter lent. */
-  attach(conn: SessionConnection): void {
+  #attach(conn: SessionConnection): void {
     this.#conn = conn
-    if (this.#state === 'connecting') this.#state = 'open'
-    else void this.dispose(true)
+    if (this.#state !== 'connecting') {
+      void this.dispose(true)
+      return
+    }
+    this.#state = 'open'
+    // Every acquire that wanted it gave up while it was on its way: never queried, it goes back clean.
+    this.#releaseIfIdle()
+  }
+
+  /**
+   * Whether an acquire of `id` (a {@link keyId}) may try here without waiting: the session is (or is
+   * about to be) open, no blocking wait has it, and it neither holds nor tries that key already.
+   */
+  canTry(id: string): boolean {
+    return (this.#state === 'open' || this.#state === 'connecting') && !this.#exclusive && !this.#keys.has(id)
+  }
+
+  /** Promises the session to an acquire of `id`; undone by {@link settle}, or kept by a hold. */
+  reserve(id: string): void {
+    this.#keys.add(id)
+  }
+
+  /**
+   * Gives the session to a blocking wait for `id`, if that acquire is the only thing on it (it holds
+   * nothing and nobody else is trying here). Until the wait settles, no other acquire uses it.
+   */
+  claimForWait(id: string): boolean {
+    if (this.#state !== 'open' && this.#state !== 'connecting') return false
+    if (this.#exclusive || this.#holds.size > 0) return false
+    if (this.#keys.size !== 1 || !this.#keys.has(id)) return false
+    this.#exclusive = true
+    return true
+  }
+
+  /** The acquire of `id` is over without a hold here; hands the session back if nothing else needs it. */
+  settle(id: string): void {
+    this.#keys.delete(id)
+    this.#exclusive = false
+    this.#releaseIfIdle()
+  }
+
+  #releaseIfIdle(): void {
+    if (this.#state === 'open' && this.#keys.size === 0 && this.#holds.size === 0 && !this.#exclusive) {
+      this.#hooks.onIdle(this)
+    }
+  }
+
+  /** The backend this session's locks live on, once known. */
+  get pid(): number | undefined {
+    return this.#pid
   }
 
   get isOpen(): boolean {
@@ -133,11 +218,13 @@ export class Session implements HandleOwner {
     return conn.cancel()
   }
 
-  /** Records a lock taken on this session and returns its handle. */
+  /** Records a lock taken on this session (its key was reserved) and returns its handle. */
   addHold(key: LockKey, mode: LockMode, pid: unknown): LockHandleImpl {
     if (this.#pid === undefined && typeof pid === 'number') this.#pid = pid
     const handle = new LockHandleImpl(key, mode === 'shared', this)
     this.#holds.add(handle)
+    this.#keys.add(keyId(key))
+    this.#exclusive = false
     const keepAliveMs = this.#hooks.keepAliveMs
     if (keepAliveMs !== undefined && this.#keepAlive === undefined) {
       this.#keepAlive = setInterval(this.#keepAliveTick, keepAliveMs)
@@ -175,7 +262,8 @@ export class Session implements HandleOwner {
     const row = rows[0]
     if (row?.released === true) {
       handle.markReleased()
-      if (this.#holds.size === 0) this.#hooks.onIdle(this)
+      this.#keys.delete(keyId(handle.key))
+      this.#releaseIfIdle()
       return
     }
     if (row?.released === null || row?.released === undefined) {
@@ -215,6 +303,7 @@ export class Session implements HandleOwner {
       handle.markLost(new LockLostError(handle.key, 'its connection was discarded'))
     }
     this.#holds.clear()
+    this.#keys.clear()
     this.#hooks.onDisposed(this)
     clearInterval(this.#keepAlive)
     const clean = mustDestroy && wasOpen && conn.destroyable === false
