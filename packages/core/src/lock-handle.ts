@@ -26,7 +26,10 @@ type State = 'held' | 'releasing' | 'released' | 'lost'
 export class LockHandleImpl implements LockHandle {
   readonly key: LockKey
   readonly shared: boolean
-  readonly #controller = new AbortController()
+  /** Made on first use of `signal` or at the loss: most handles never need one (DESIGN: heap per held lock). */
+  #controller: AbortController | undefined
+  /** Set when the lock is lost or revoked; the reason `signal` aborts with. */
+  #lostReason: Error | undefined
   readonly #owner: HandleOwner
   #state: State = 'held'
   #release: Promise<void> | undefined
@@ -42,6 +45,10 @@ export class LockHandleImpl implements LockHandle {
   }
 
   get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController()
+      if (this.#lostReason !== undefined) this.#controller.abort(this.#lostReason)
+    }
     return this.#controller.signal
   }
 
@@ -72,7 +79,7 @@ export class LockHandleImpl implements LockHandle {
    */
   revoke(error: Error): Promise<void> {
     if (this.#state === 'held') {
-      this.#controller.abort(error)
+      this.#abort(error)
       this.#state = 'releasing'
       this.#release = this.#owner.unlock(this).then(() => this.markLost(error))
     }
@@ -90,9 +97,16 @@ export class LockHandleImpl implements LockHandle {
    * the lock.
    */
   markLost(error: Error): void {
-    if (this.#state === 'held' || this.#state === 'releasing' || this.#controller.signal.aborted) {
+    if (this.#state === 'held' || this.#state === 'releasing' || this.#lostReason !== undefined) {
       this.#state = 'lost'
-      if (!this.#controller.signal.aborted) this.#controller.abort(error)
+      this.#abort(error)
     }
+  }
+
+  /** Aborts `signal` with `error`, once (the first reason stays). */
+  #abort(error: Error): void {
+    if (this.#lostReason !== undefined) return
+    this.#lostReason = error
+    this.#controller?.abort(error)
   }
 }

@@ -507,11 +507,12 @@ class LockerImpl<Tx> implements Locker<Tx> {
         if (target.onCancelFailed()) giveUp(op.reason)
       })
     }
-    op.signal.addEventListener('abort', onAbort, { once: true })
+    const stopListening = op.onAbort(onAbort)
+    if (op.aborted) onAbort()
     try {
       return await Promise.race([pending, givenUp])
     } finally {
-      op.signal.removeEventListener('abort', onAbort)
+      stopListening()
       if (cancelling !== undefined) await cancelling
     }
   }

@@ -1,23 +1,25 @@
 /**
  * One acquire in progress: joins the caller's AbortSignal, the locker's close() and the local part of
  * the deadline (waiting for a pool connection or for the caller's transaction to be free) into one
- * internal signal whose `reason` is the error the acquire must reject with.
+ * abort whose `reason` is the error the acquire must reject with. (Not an AbortController: creating
+ * one per acquire was the largest single cost of an uncontended acquire.)
  *
  * The server-side part of a wait is bounded by `lock_timeout`, never by a timer here: a client-side
  * timer alone would leave the server waiting, and it would later grant the lock to nobody.
  */
 export class Operation {
-  readonly #controller = new AbortController()
   readonly #deadline: number | undefined
   readonly #userSignal: AbortSignal | undefined
   readonly #onUserAbort: (() => void) | undefined
   readonly #registry: Set<Operation>
   #timer: ReturnType<typeof setTimeout> | undefined
-  #resolveDone!: () => void
-  /** Settles when the operation has finished and given back everything it took. */
-  readonly done: Promise<void> = new Promise((resolve) => {
-    this.#resolveDone = resolve
-  })
+  #aborted = false
+  #reason: unknown
+  /** Called once on abort (an acquire listens in one place at a time: the pool wait or the server wait). */
+  #listeners: (() => void)[] | undefined
+  #disposed = false
+  #done: Promise<void> | undefined
+  #resolveDone: (() => void) | undefined
 
   constructor(
     registry: Set<Operation>,
@@ -40,23 +42,49 @@ export class Operation {
     }
   }
 
-  /** Aborted when the caller aborts, the locker closes, or the deadline passes before the server wait. */
-  get signal(): AbortSignal {
-    return this.#controller.signal
+  /** Settles when the operation has finished and given back everything it took. */
+  get done(): Promise<void> {
+    if (this.#done === undefined) {
+      this.#done = this.#disposed
+        ? Promise.resolve()
+        : new Promise((resolve) => {
+            this.#resolveDone = resolve
+          })
+    }
+    return this.#done
   }
 
   get aborted(): boolean {
-    return this.#controller.signal.aborted
+    return this.#aborted
   }
 
   /** The error the acquire rejects with once aborted. */
   get reason(): unknown {
-    return this.#controller.signal.reason
+    return this.#reason
   }
 
   /** Aborts with `reason` unless already aborted (the first reason wins). */
   abort(reason: unknown): void {
-    if (!this.#controller.signal.aborted) this.#controller.abort(reason)
+    if (this.#aborted) return
+    this.#aborted = true
+    this.#reason = reason
+    const listeners = this.#listeners
+    this.#listeners = undefined
+    if (listeners !== undefined) for (const listener of listeners) listener()
+  }
+
+  /**
+   * Calls `listener` once when the operation aborts (never when it already has: check `aborted`).
+   * Returns the function that removes it.
+   */
+  onAbort(listener: () => void): () => void {
+    if (this.#aborted) return noop
+    this.#listeners ??= []
+    this.#listeners.push(listener)
+    return () => {
+      const at = this.#listeners?.indexOf(listener) ?? -1
+      if (at >= 0) this.#listeners?.splice(at, 1)
+    }
   }
 
   /** Milliseconds left before the deadline, or undefined when there is none. */
@@ -77,27 +105,34 @@ export class Operation {
   dispose(): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     if (this.#onUserAbort !== undefined) this.#userSignal?.removeEventListener('abort', this.#onUserAbort)
+    this.#listeners = undefined
     this.#registry.delete(this)
-    this.#resolveDone()
+    this.#disposed = true
+    this.#resolveDone?.()
   }
 }
+
+function noop(): void {}
 
 /**
  * Waits for `promise` unless `op` aborts first. When `op` wins, `onLate` receives the value if it
  * arrives later, so that nothing taken for the caller (a pool connection) is leaked.
  */
 export function raceOperation<T>(op: Operation, promise: Promise<T>, onLate: (value: T) => void): Promise<T> {
+  if (op.aborted) {
+    promise.then(onLate, noop)
+    return Promise.reject(op.reason)
+  }
   return new Promise<T>((resolve, reject) => {
     let settled = false
-    const onAbort = () => {
+    const stopListening = op.onAbort(() => {
       if (settled) return
       settled = true
       reject(op.reason)
-    }
-    op.signal.addEventListener('abort', onAbort, { once: true })
+    })
     promise.then(
       (value) => {
-        op.signal.removeEventListener('abort', onAbort)
+        stopListening()
         if (settled) {
           onLate(value)
           return
@@ -106,12 +141,11 @@ export function raceOperation<T>(op: Operation, promise: Promise<T>, onLate: (va
         resolve(value)
       },
       (error: unknown) => {
-        op.signal.removeEventListener('abort', onAbort)
+        stopListening()
         if (settled) return
         settled = true
         reject(error)
       },
     )
-    if (op.aborted) onAbort()
   })
 }
