@@ -869,9 +869,13 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
       ).toEqual([{ l: '7s', s: '9s' }])
     })
 
-    it('the caller’s statement_timeout and lock_timeout never cut a wait short', async () => {
+    it.each([
+      { lock_timeout: '100ms', statement_timeout: '200ms' },
+      { lock_timeout: '100ms', statement_timeout: '0' },
+      { lock_timeout: '0', statement_timeout: '200ms' },
+    ])('the caller’s statement_timeout and lock_timeout never cut a wait short (%o)', async (settings) => {
       const a = await setup()
-      const b = await setup({ max: 1, settings: { lock_timeout: '100ms', statement_timeout: '200ms' } })
+      const b = await setup({ max: 1, settings })
       const key = randomKey()
       const held = await a.locker.acquire(key)
       const t0 = performance.now()
@@ -889,7 +893,7 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
         await b.instance.query(
           `SELECT current_setting('lock_timeout') AS l, current_setting('statement_timeout') AS s`,
         ),
-      ).toEqual([{ l: '100ms', s: '200ms' }])
+      ).toEqual([{ l: settings.lock_timeout, s: settings.statement_timeout }])
       expect(await admin.heldBy(b.app)).toBe(0)
     })
   })

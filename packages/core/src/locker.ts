@@ -44,6 +44,7 @@ import {
   type Statement,
   sessionHolds,
   sessionLock,
+  sessionLockIfUnlimited,
   sessionLockInTransaction,
   sessionTryLock,
   setLocalTimeouts,
@@ -111,6 +112,15 @@ export function createLocker<Tx>(adapter: Adapter<Tx>, options?: LockerOptions):
   return new LockerImpl(adapter, resolveLockerOptions(options))
 }
 
+/**
+ * How long a key whose try failed counts as contended: its blocking acquires skip the try meanwhile.
+ * A skipped try costs nothing when the key is free (the wait statement returns at once), only the
+ * connection sharing of that one acquire until its lock is granted.
+ */
+const CONTENDED_MS = 1_000
+/** At most this many contended keys are remembered. */
+const CONTENDED_KEYS = 1_024
+
 /** Serialises the core's statements per caller transaction object (see `#transactionTurn`). */
 const transactionQueues = new WeakMap<object, Promise<void>>()
 
@@ -131,6 +141,8 @@ class LockerImpl<Tx> implements Locker<Tx> {
   readonly #options: ResolvedLockerOptions
   readonly #operations = new Set<Operation>()
   readonly #sessions = new Set<Session>()
+  /** Keys whose last try failed, until when they count as contended (see `#lockSession`). */
+  readonly #contended = new Map<string, number>()
   readonly #sessionHooks: SessionHooks
 
   #closing: Promise<void> | undefined
@@ -261,30 +273,40 @@ class LockerImpl<Tx> implements Locker<Tx> {
     const id = keyId(key)
     let session: Session
     let row: Row | undefined
-    for (let attempt = 1; ; attempt++) {
-      session = this.#sessionToTry(id)
+    if (!noWait && this.#isContended(id)) {
+      // Tried and found taken a moment ago: a try would most likely fail again, so wait at once
+      // (on a connection of its own, as every wait), saving a round trip per contended acquire.
+      session = this.#openSession(id, true)
       await this.#ready(session, id, key, op)
-      try {
-        // Never waits on the server, so an abort lets it finish (a cancel would hit whatever runs next
-        // on a shared session) and gives back what it took.
-        row = (await session.query(sessionTryLock(key, mode)))[0]
-        break
-      } catch (error) {
-        const outcome = await this.#afterFailedSessionWait(session, id, key, mode, error, op, undefined)
-        // A shared connection that died unnoticed took whatever this try got with it: try once more
-        // on another connection rather than fail an acquire that never touched a live one.
-        if (attempt === 1 && outcome instanceof ConnectionLostError && !op.aborted) continue
-        throw outcome
-      }
-    }
-    if (row?.acquired === false && !noWait && !op.aborted) {
-      if (!session.claimForWait(id)) {
-        session.settle(id)
-        session = this.#openSession(id, true)
-        await this.#ready(session, id, key, op)
-      }
       op.startServerWait()
       row = await this.#waitOnSession(session, id, key, mode, timeoutMs, op)
+    } else {
+      for (let attempt = 1; ; attempt++) {
+        session = this.#sessionToTry(id)
+        await this.#ready(session, id, key, op)
+        try {
+          // Never waits on the server, so an abort lets it finish (a cancel would hit whatever runs
+          // next on a shared session) and gives back what it took.
+          row = (await session.query(sessionTryLock(key, mode)))[0]
+          break
+        } catch (error) {
+          const outcome = await this.#afterFailedSessionWait(session, id, key, mode, error, op, undefined)
+          // A shared connection that died unnoticed took whatever this try got with it: try once more
+          // on another connection rather than fail an acquire that never touched a live one.
+          if (attempt === 1 && outcome instanceof ConnectionLostError && !op.aborted) continue
+          throw outcome
+        }
+      }
+      if (row?.acquired === false) this.#markContended(id)
+      if (row?.acquired === false && !noWait && !op.aborted) {
+        if (!session.claimForWait(id)) {
+          session.settle(id)
+          session = this.#openSession(id, true)
+          await this.#ready(session, id, key, op)
+        }
+        op.startServerWait()
+        row = await this.#waitOnSession(session, id, key, mode, timeoutMs, op)
+      }
     }
     if (row?.acquired === true) {
       if (session.pid !== undefined && row.pid !== session.pid) {
@@ -323,6 +345,25 @@ class LockerImpl<Tx> implements Locker<Tx> {
     return this.#openSession(id, false)
   }
 
+  /** Whether a try of `id` failed within the last {@link CONTENDED_MS}. */
+  #isContended(id: string): boolean {
+    const until = this.#contended.get(id)
+    if (until === undefined) return false
+    if (until > performance.now()) return true
+    this.#contended.delete(id)
+    return false
+  }
+
+  #markContended(id: string): void {
+    this.#contended.delete(id)
+    this.#contended.set(id, performance.now() + CONTENDED_MS)
+    // Oldest first (a Map keeps insertion order): forget the oldest beyond the bound.
+    if (this.#contended.size > CONTENDED_KEYS) {
+      const oldest = this.#contended.keys().next().value
+      if (oldest !== undefined) this.#contended.delete(oldest)
+    }
+  }
+
   /** A new session from the adapter, reserved for `id` (and for its blocking wait when `exclusive`). */
   #openSession(id: string, exclusive: boolean): Session {
     const session = new Session(this.#adapter as Adapter<never>, this.#sessionHooks)
@@ -356,12 +397,21 @@ class LockerImpl<Tx> implements Locker<Tx> {
     timeoutMs: number | undefined,
     op: Operation,
   ): Promise<Row | undefined> {
+    const waitable = this.#sessionWaitable(session)
     const remaining = op.remainingMs()
     const statement =
-      remaining !== undefined && remaining < 1 ? sessionTryLock(key, mode) : sessionLock(key, mode, remaining)
+      remaining === undefined
+        ? sessionLockIfUnlimited(key, mode)
+        : remaining < 1
+          ? sessionTryLock(key, mode)
+          : sessionLock(key, mode, remaining)
     let row: Row | undefined
     try {
-      row = (await this.#waitOnServer(this.#sessionWaitable(session), statement, op))[0]
+      row = (await this.#waitOnServer(waitable, statement, op))[0]
+      if (row?.acquired === null && remaining === undefined) {
+        // The session has a lock_timeout or statement_timeout of its own: lift them for this wait.
+        row = (await this.#waitOnServer(waitable, sessionLock(key, mode, undefined), op))[0]
+      }
     } catch (error) {
       throw await this.#afterFailedSessionWait(session, id, key, mode, error, op, timeoutMs)
     }

@@ -47,8 +47,24 @@ export function sessionTryLock(key: LockKey, mode: LockMode): Statement {
 }
 
 /**
+ * Session lock that waits without limit, in one round trip, when the session has neither
+ * `lock_timeout` nor `statement_timeout` set (the common case, and the cheapest statement: changing a
+ * setting costs the server more than the lock). Otherwise `acquired` is NULL, nothing was locked, and
+ * the core sends {@link sessionLock}.
+ */
+export function sessionLockIfUnlimited(key: LockKey, mode: LockMode): Statement {
+  return {
+    text:
+      `SELECT CASE WHEN current_setting('lock_timeout') = '0' AND current_setting('statement_timeout') = '0' ` +
+      `THEN ${fn('pg_advisory_lock', mode)}(${args(key)}) IS NOT NULL END AS acquired, pg_backend_pid() AS pid`,
+    params: keyParams(key),
+  }
+}
+
+/**
  * Session lock that waits, in one round trip, with `lock_timeout` set for this statement only
  * (`set_config(..., true)` in autocommit reverts when the statement ends; '0' = wait without limit).
+ * The target list is evaluated left to right, so the setting is in place before the lock is asked for.
  *
  * The caller's `statement_timeout` cannot be lifted from inside the statement it applies to (its timer
  * is armed when the statement starts), so the wait only starts when that timeout is off or longer than
@@ -58,22 +74,21 @@ export function sessionTryLock(key: LockKey, mode: LockMode): Statement {
 export function sessionLock(key: LockKey, mode: LockMode, timeoutMs: number | undefined): Statement {
   const params = keyParams(key)
   const n = params.length
-  const lockTimeout = `$${n + 1}`
+  const setLockTimeout = `set_config('lock_timeout', $${n + 1}, true) AS locktimeout`
+  const lock = `${fn('pg_advisory_lock', mode)}(${args(key)}) IS NOT NULL`
   if (timeoutMs === undefined) {
     return {
       text:
-        `SELECT CASE WHEN current_setting('statement_timeout') = '0' ` +
-        `THEN ${fn('pg_advisory_lock', mode)}(${args(key)}) IS NOT NULL END AS acquired, pg_backend_pid() AS pid ` +
-        `FROM (SELECT set_config('lock_timeout', ${lockTimeout}, true) AS lock_timeout) AS pglock_settings`,
+        `SELECT ${setLockTimeout}, CASE WHEN current_setting('statement_timeout') = '0' ` +
+        `THEN ${lock} END AS acquired, pg_backend_pid() AS pid`,
       params: [...params, '0'],
     }
   }
   return {
     text:
-      `SELECT CASE WHEN current_setting('statement_timeout') = '0' ` +
+      `SELECT ${setLockTimeout}, CASE WHEN current_setting('statement_timeout') = '0' ` +
       `OR current_setting('statement_timeout')::interval > $${n + 2}::interval ` +
-      `THEN ${fn('pg_advisory_lock', mode)}(${args(key)}) IS NOT NULL END AS acquired, pg_backend_pid() AS pid ` +
-      `FROM (SELECT set_config('lock_timeout', ${lockTimeout}, true) AS lock_timeout) AS pglock_settings`,
+      `THEN ${lock} END AS acquired, pg_backend_pid() AS pid`,
     params: [
       ...params,
       lockTimeoutSetting(timeoutMs),
@@ -116,7 +131,7 @@ export function sessionLockInTransaction(key: LockKey, mode: LockMode): Statemen
  * Releases one session hold, but only on the backend that took it (`pid`): behind a pooler in
  * transaction mode the "same" connection can reach another backend, where an unlock could free
  * somebody else's lock. `released` is NULL when the backend differs, false when this session did not
- * hold the lock (it was lost), true when it was released.
+ * hold the lock (it was lost), true when it was released. (No second column: each costs the server.)
  */
 export function sessionUnlock(key: LockKey, mode: LockMode, pid: number | undefined): Statement {
   const params = keyParams(key)
@@ -125,7 +140,7 @@ export function sessionUnlock(key: LockKey, mode: LockMode, pid: number | undefi
     return { text: `SELECT ${unlock} AS released, pg_backend_pid() AS pid`, params }
   }
   return {
-    text: `SELECT CASE WHEN pg_backend_pid() = $${params.length + 1}::int4 THEN ${unlock} END AS released, pg_backend_pid() AS pid`,
+    text: `SELECT CASE WHEN pg_backend_pid() = $${params.length + 1}::int4 THEN ${unlock} END AS released`,
     params: [...params, String(pid)],
   }
 }

@@ -269,7 +269,7 @@ export class Session implements HandleOwner {
     if (row?.released === null || row?.released === undefined) {
       handle.markLost(
         new LockLostError(handle.key, 'the server session changed under it', {
-          cause: new SessionMovedError(`backend ${this.#pid} at acquire, ${String(row?.pid)} at release`),
+          cause: new SessionMovedError(`backend ${this.#pid} at acquire, another one at release`),
         }),
       )
     } else {
