@@ -80,7 +80,7 @@ export function pgAdapter(pool: PgPoolLike): Adapter<PgClientLike> {
 }
 
 async function run(client: PgClientLike, text: string, params: readonly string[]): Promise<readonly Row[]> {
-  return (await client.query(text, [...params])).rows as Row[]
+  return (await client.query(text, params as unknown[])).rows as Row[]
 }
 
 function transactionStatus(client: PgClientLike): TransactionStatus {

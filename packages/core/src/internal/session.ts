@@ -178,12 +178,22 @@ export class Session implements HandleOwner {
           : new Error('pglock: internal error: query on a session that is not open'),
       )
     }
-    // A keep-alive may be on the wire: statements go one at a time, in order.
-    const running = this.#inFlight.then(() => {
-      if (this.#state !== 'open' || this.#conn === undefined)
-        throw this.#lostCause ?? new Error('pglock: session closed')
-      return this.#conn.query(statement.text, statement.params)
-    })
+    // Statements go one at a time, in order (a keep-alive or another acquire's may be on the wire).
+    // With nothing in flight it is sent at once: a release is on a hand-off's critical path.
+    let running: Promise<readonly Row[]>
+    if (this.#pending === 0) {
+      try {
+        running = this.#conn.query(statement.text, statement.params)
+      } catch (error) {
+        running = Promise.reject(error)
+      }
+    } else {
+      running = this.#inFlight.then(() => {
+        if (this.#state !== 'open' || this.#conn === undefined)
+          throw this.#lostCause ?? new Error('pglock: session closed')
+        return this.#conn.query(statement.text, statement.params)
+      })
+    }
     this.#pending++
     this.#inFlight = running.then(
       () => this.#pending--,
