@@ -1,0 +1,282 @@
+/**
+ * Contention: `workers` loops on one key, each acquire → release, for a fixed window. Raw blocking
+ * `pg_advisory_lock` (each worker on a pg Client of its own) is the floor; pglock on pg and on
+ * postgres.js, and a polling lock (`pg_try_advisory_lock`, sleep 10 ms, retry), are measured beside it.
+ */
+import { pgAdapter } from '@pglock/adapter-pg'
+import { postgresjsAdapter } from '@pglock/adapter-postgresjs'
+import { createLocker, type Locker, type LockHandle } from '@pglock/core'
+import pg from 'pg'
+import postgres from 'postgres'
+import { APP_NAME_PREFIX, type BenchCase, type ContentionSample, type RunContext } from './cases.js'
+import { quantile } from './stats.js'
+import { pgPool, postgresjsOptions } from './subjects.js'
+import { randomKey, sleep, withDeadline } from './util.js'
+
+const APP_NAME = `${APP_NAME_PREFIX}-contention`
+/** How long the workers may take to finish their last turn once the window has closed. */
+const DRAIN_MS = 60_000
+/** The polling lock's pause between two tries. */
+const POLL_INTERVAL_MS = 10
+
+/** One worker's way to take and give back the contended lock. */
+interface Contender {
+  acquire(): Promise<void>
+  release(): Promise<void>
+}
+
+/** The contenders of one case, opened (connections made) before the clock starts. */
+interface Arena {
+  readonly contenders: readonly Contender[]
+  /** Acquire → release cycles done while opening (warming connections). */
+  readonly setupCycles: number
+  close(): Promise<void>
+}
+
+interface Implementation {
+  readonly id: string
+  readonly label: string
+  readonly short: string
+  open(url: string, workers: number, key: bigint): Promise<Arena>
+}
+
+/** n connected pg Clients; none is left open when one of them cannot connect. */
+async function connectClients(url: string, n: number): Promise<pg.Client[]> {
+  const clients = Array.from({ length: n }, () => {
+    const client = new pg.Client({ connectionString: url, application_name: APP_NAME })
+    client.on('error', () => {})
+    return client
+  })
+  const connected = await Promise.allSettled(clients.map((client) => client.connect()))
+  const failed = connected.find((outcome) => outcome.status === 'rejected')
+  if (failed !== undefined) {
+    await Promise.allSettled(clients.map((client) => client.end()))
+    throw failed.reason
+  }
+  return clients
+}
+
+const raw: Implementation = {
+  id: 'raw',
+  label: 'raw pg_advisory_lock (a pg Client per worker)',
+  short: 'raw pg_advisory_lock',
+  async open(url, workers, key) {
+    const clients = await connectClients(url, workers)
+    const k = String(key)
+    return {
+      setupCycles: 0,
+      contenders: clients.map((client) => ({
+        async acquire() {
+          await client.query('SELECT pg_advisory_lock($1::bigint) IS NOT NULL AS acquired', [k])
+        },
+        async release() {
+          await client.query('SELECT pg_advisory_unlock($1::bigint) AS released', [k])
+        },
+      })),
+      close: async () => {
+        await Promise.all(clients.map((client) => client.end()))
+      },
+    }
+  },
+}
+
+const polling: Implementation = {
+  id: 'polling',
+  label: `polling (pg_try_advisory_lock, ${POLL_INTERVAL_MS} ms sleep)`,
+  short: `polling every ${POLL_INTERVAL_MS} ms`,
+  async open(url, workers, key) {
+    const clients = await connectClients(url, workers)
+    const k = String(key)
+    return {
+      setupCycles: 0,
+      contenders: clients.map((client) => ({
+        async acquire() {
+          for (;;) {
+            const result = await client.query<{ acquired: boolean }>(
+              'SELECT pg_try_advisory_lock($1::bigint) AS acquired',
+              [k],
+            )
+            if (result.rows[0]?.acquired) return
+            await sleep(POLL_INTERVAL_MS)
+          }
+        },
+        async release() {
+          await client.query('SELECT pg_advisory_unlock($1::bigint) AS released', [k])
+        },
+      })),
+      close: async () => {
+        await Promise.all(clients.map((client) => client.end()))
+      },
+    }
+  },
+}
+
+/** Contenders on one locker: each worker calls `locker.acquire(key)`, then `handle.release()`. */
+async function lockerArena(
+  locker: Locker<never>,
+  workers: number,
+  key: bigint,
+  close: () => Promise<void>,
+): Promise<Arena> {
+  // Opens the connections the workers will wait on (one per pending wait) before the clock starts.
+  const base = randomKey()
+  try {
+    const warm = await Promise.all(
+      Array.from({ length: workers }, (_, i) => locker.acquire(base + BigInt(i))),
+    )
+    await Promise.all(warm.map((handle) => handle.release()))
+  } catch (error) {
+    await close()
+    throw error
+  }
+  return {
+    setupCycles: workers,
+    contenders: Array.from({ length: workers }, () => {
+      let handle: LockHandle | undefined
+      return {
+        async acquire() {
+          handle = await locker.acquire(key)
+        },
+        async release() {
+          await handle?.release()
+          handle = undefined
+        },
+      }
+    }),
+    close,
+  }
+}
+
+const pglockPg: Implementation = {
+  id: 'pglock-pg',
+  label: 'pglock pg (one locker, pg Pool max = workers + 2)',
+  short: 'pglock pg',
+  async open(url, workers, key) {
+    const pool = pgPool(url, { max: workers + 2, applicationName: APP_NAME })
+    const locker = createLocker(pgAdapter(pool))
+    return lockerArena(locker, workers, key, async () => {
+      await locker.close()
+      await pool.end()
+    })
+  },
+}
+
+const pglockPostgresjs: Implementation = {
+  id: 'pglock-postgresjs',
+  label: 'pglock postgres.js (one locker, max = workers + 2)',
+  short: 'pglock postgres.js',
+  async open(url, workers, key) {
+    const sql = postgres(url, postgresjsOptions({ max: workers + 2, applicationName: APP_NAME }))
+    const locker = createLocker(postgresjsAdapter(sql))
+    return lockerArena(locker, workers, key, async () => {
+      await locker.close()
+      await sql.end({ timeout: 5 })
+    })
+  },
+}
+
+/** The implementations, floor first. */
+export const CONTENTION_IMPLEMENTATIONS: readonly Implementation[] = [
+  raw,
+  pglockPg,
+  pglockPostgresjs,
+  polling,
+]
+
+async function runContention(
+  implementation: Implementation,
+  ctx: RunContext,
+  workers: number,
+): Promise<ContentionSample> {
+  const key = randomKey()
+  const arena = await implementation.open(ctx.url, workers, key)
+  try {
+    const ms = (n: number) => BigInt(Math.round(n * 1e6))
+    const windowStart = process.hrtime.bigint() + ms(ctx.counts.contentionWarmupMs)
+    const windowEnd = windowStart + ms(ctx.counts.contentionMs)
+    const perWorker = new Array<number>(workers).fill(0)
+    const waits: number[] = []
+    const handoffs: number[] = []
+    // Set by the holder just before it releases; the lock is exclusive, so one writer at a time.
+    let previous: { worker: number; releaseStartedAt: bigint } | undefined
+    let cycles = arena.setupCycles
+    let cpuAtStart: NodeJS.CpuUsage | undefined
+    let cpuInWindow: NodeJS.CpuUsage | undefined
+    const cpuStartTimer = setTimeout(() => {
+      cpuAtStart = process.cpuUsage()
+    }, ctx.counts.contentionWarmupMs)
+    const cpuEndTimer = setTimeout(() => {
+      cpuInWindow = process.cpuUsage(cpuAtStart)
+    }, ctx.counts.contentionWarmupMs + ctx.counts.contentionMs)
+    const loop = async (worker: Contender, index: number) => {
+      while (process.hrtime.bigint() < windowEnd) {
+        const calledAt = process.hrtime.bigint()
+        await worker.acquire()
+        const heldAt = process.hrtime.bigint()
+        cycles++
+        if (heldAt >= windowStart && heldAt < windowEnd) {
+          perWorker[index] = (perWorker[index] ?? 0) + 1
+          waits.push(Number(heldAt - calledAt) / 1e6)
+          // A worker that takes the lock back from itself (a poller retrying at once) hands nothing off.
+          if (previous !== undefined && previous.worker !== index) {
+            handoffs.push(Number(heldAt - previous.releaseStartedAt) / 1e6)
+          }
+        }
+        previous = { worker: index, releaseStartedAt: process.hrtime.bigint() }
+        await worker.release()
+      }
+    }
+    try {
+      await withDeadline(
+        Promise.all(arena.contenders.map(loop)),
+        ctx.counts.contentionWarmupMs + ctx.counts.contentionMs + DRAIN_MS,
+        `${implementation.id} with ${workers} workers`,
+      )
+    } finally {
+      clearTimeout(cpuStartTimer)
+      clearTimeout(cpuEndTimer)
+    }
+    const acquisitions = perWorker.reduce((a, b) => a + b, 0)
+    const seconds = ctx.counts.contentionMs / 1000
+    return {
+      kind: 'contention',
+      workers,
+      cycles,
+      windowMs: ctx.counts.contentionMs,
+      acquisitions,
+      acquisitionsPerSec: acquisitions / seconds,
+      handoffs: handoffs.length,
+      handoffsPerSec: handoffs.length / seconds,
+      waitP50Ms: quantile(waits, 0.5) ?? Number.NaN,
+      waitP99Ms: quantile(waits, 0.99) ?? Number.NaN,
+      handoffP50Ms: quantile(handoffs, 0.5) ?? Number.NaN,
+      handoffP99Ms: quantile(handoffs, 0.99) ?? Number.NaN,
+      perWorker,
+      minPerWorker: Math.min(...perWorker),
+      maxPerWorker: Math.max(...perWorker),
+      cpuCores:
+        cpuInWindow === undefined
+          ? Number.NaN
+          : (cpuInWindow.user + cpuInWindow.system) / 1000 / ctx.counts.contentionMs,
+    }
+  } finally {
+    await arena.close()
+  }
+}
+
+/** Every contention case: for each worker count, the floor first. */
+export function contentionCases(waiters: readonly number[]): BenchCase[] {
+  return waiters.flatMap((workers) =>
+    CONTENTION_IMPLEMENTATIONS.map(
+      (implementation): BenchCase => ({
+        id: `contention-${workers}/${implementation.id}`,
+        section: 'contention',
+        label: `${workers} waiters: ${implementation.label}`,
+        short: `${workers} waiters: ${implementation.short}`,
+        size: workers,
+        ...(implementation.id === raw.id ? {} : { floorId: `contention-${workers}/${raw.id}` }),
+        run: (ctx) => runContention(implementation, ctx, workers),
+      }),
+    ),
+  )
+}

@@ -1,0 +1,363 @@
+/**
+ * From the samples of every round to the reported numbers: medians across rounds, ratios paired round
+ * by round (case / its floor in the same round, then the median of those ratios), and the targets.
+ */
+import type { ContentionSample, HeldSample, Sample, Section, UncontendedSample } from './cases.js'
+import { median } from './stats.js'
+
+/** Everything one case produced: a sample (or an error) per round. */
+export interface CaseResult {
+  readonly id: string
+  readonly section: Section
+  readonly label: string
+  readonly short: string
+  readonly floorId?: string
+  readonly size?: number
+  /** Index = round - 1; null where the round threw (see `errors`). */
+  readonly samples: (Sample | null)[]
+  /** Statements the server ran for the case in each round (pg_stat_statements); null when unknown. */
+  readonly statements: (number | null)[]
+  /** Wall time of each round of the case, set-up and tear-down included. */
+  readonly wallMs: number[]
+  readonly errors: { readonly round: number; readonly message: string }[]
+}
+
+export interface UncontendedRow {
+  readonly id: string
+  readonly label: string
+  readonly short: string
+  readonly rounds: number
+  readonly usPerOp: number | undefined
+  readonly p99Us: number | undefined
+  /** This process's CPU time per operation (the client-side cost). */
+  readonly cpuUsPerOp: number | undefined
+  /** Statements the server ran per operation (warm-up and connection set-up included). */
+  readonly statementsPerOp: number | undefined
+  readonly floorId: string | undefined
+  readonly floorLabel: string | undefined
+  readonly floorUsPerOp: number | undefined
+  /** Median over rounds of (case ns/op) / (floor ns/op). */
+  readonly ratio: number | undefined
+}
+
+export interface ContentionRow {
+  readonly id: string
+  readonly label: string
+  readonly short: string
+  readonly workers: number
+  readonly rounds: number
+  readonly acquisitionsPerSec: number | undefined
+  readonly handoffsPerSec: number | undefined
+  readonly waitP50Ms: number | undefined
+  readonly waitP99Ms: number | undefined
+  readonly handoffP50Ms: number | undefined
+  /** Fewest and most acquisitions of one worker, in the round where they were furthest apart (min ÷ max). */
+  readonly minPerWorker: number | undefined
+  readonly maxPerWorker: number | undefined
+  /** Fewest acquisitions of one worker in any round: 0 means a worker starved. */
+  readonly starvedMin: number | undefined
+  /** This process's CPU use during the window, in cores. */
+  readonly cpuCores: number | undefined
+  /** Statements the server ran per acquire → release cycle. */
+  readonly statementsPerCycle: number | undefined
+  readonly floorId: string | undefined
+  /** Median over rounds of case / raw, for hand-offs per second and for p99 wait. */
+  readonly handoffRatio: number | undefined
+  readonly p99Ratio: number | undefined
+}
+
+export interface HeldRow {
+  readonly id: string
+  readonly label: string
+  readonly short: string
+  readonly rounds: number
+  readonly requested: number | undefined
+  /** Fewest locks held in any round. */
+  readonly held: number | undefined
+  /** Stalled in at least one round. */
+  readonly stalled: boolean
+  /** Most connections holding advisory locks in any round (server's view). */
+  readonly serverConnections: number | undefined
+  readonly serverLocks: number | undefined
+  readonly poolTotalCount: number | undefined
+  /** The app pool answered SELECT 1 in every round. */
+  readonly select1Served: boolean | undefined
+  readonly heapBytesPerLock: number | undefined
+}
+
+export interface TargetRow {
+  readonly name: string
+  readonly value: string
+  readonly target: string
+  /** undefined: no data (the case threw in every round, or was not run). */
+  readonly pass: boolean | undefined
+}
+
+export interface Summary {
+  readonly uncontended: UncontendedRow[]
+  readonly contention: ContentionRow[]
+  readonly held: HeldRow[]
+  readonly targets: TargetRow[]
+}
+
+/** The bars the targets are set at; targets are the brief's, nothing else is judged. */
+export const TARGETS = {
+  /** pglock (pg, postgres.js) uncontended acquire + release ÷ the driver's pool checkout + lock + unlock + release. */
+  acquireOverFloor: 1.15,
+  /** A timed acquire ÷ an untimed one (both + release). */
+  timedOverUntimed: 1.15,
+  /** pglock (pg) uncontended lock + unlock throughput ÷ advisory-lock's. */
+  advisoryLockSpeedup: 20,
+  /** pglock hand-offs/s ÷ raw pg_advisory_lock's, same worker count. */
+  handoffRatio: 0.9,
+  /** pglock p99 wait ÷ raw's. */
+  p99Ratio: 1,
+  /** Connections holding the 1,000 held locks. */
+  heldConnections: 2,
+  /** Heap per held lock at 10,000 held. */
+  heapBytesPerLock: 2048,
+} as const
+
+function of<S extends Sample>(result: CaseResult | undefined, kind: S['kind']): (S | null)[] {
+  return (result?.samples ?? []).map((s) => (s !== null && s.kind === kind ? (s as S) : null))
+}
+
+function present<T>(values: readonly (T | null | undefined)[]): T[] {
+  return values.filter((v): v is T => v !== null && v !== undefined)
+}
+
+/** Median over rounds of metric(case) / metric(floor), using only rounds where both have a sample. */
+function pairedRatio<S extends Sample>(
+  cases: readonly (S | null)[],
+  floors: readonly (S | null)[],
+  metric: (s: S) => number,
+): number | undefined {
+  const ratios: number[] = []
+  cases.forEach((sample, round) => {
+    const floor = floors[round]
+    if (sample === null || floor === null || floor === undefined) return
+    const ratio = metric(sample) / metric(floor)
+    if (Number.isFinite(ratio)) ratios.push(ratio)
+  })
+  return median(ratios)
+}
+
+/** The min/max acquisitions per worker of the round where they were furthest apart. */
+function leastFairRound(samples: readonly ContentionSample[]): {
+  minPerWorker: number | undefined
+  maxPerWorker: number | undefined
+} {
+  let worst: ContentionSample | undefined
+  const fairness = (s: ContentionSample) => (s.maxPerWorker === 0 ? 1 : s.minPerWorker / s.maxPerWorker)
+  for (const s of samples) if (worst === undefined || fairness(s) < fairness(worst)) worst = s
+  return { minPerWorker: worst?.minPerWorker, maxPerWorker: worst?.maxPerWorker }
+}
+
+/** Median over rounds of the case's statements ÷ units of work (operations, cycles). */
+function perUnit<S extends Sample>(
+  result: CaseResult,
+  samples: readonly (S | null)[],
+  units: (s: S) => number,
+): number | undefined {
+  return median(
+    present(
+      samples.map((s, round) => {
+        const statements = result.statements[round]
+        return s === null || statements === null || statements === undefined ? null : statements / units(s)
+      }),
+    ),
+  )
+}
+
+export function summarise(results: readonly CaseResult[]): Summary {
+  const byId = new Map(results.map((r) => [r.id, r]))
+
+  const uncontended = results
+    .filter((r) => r.section === 'uncontended')
+    .map((r): UncontendedRow => {
+      const samples = of<UncontendedSample>(r, 'uncontended')
+      const floor = r.floorId === undefined ? undefined : byId.get(r.floorId)
+      const floorSamples = of<UncontendedSample>(floor, 'uncontended')
+      const us = (s: UncontendedSample) => s.nsPerOp / 1000
+      return {
+        id: r.id,
+        label: r.label,
+        short: r.short,
+        rounds: present(samples).length,
+        usPerOp: median(present(samples).map(us)),
+        p99Us: median(present(samples).map((s) => s.p99Ns / 1000)),
+        cpuUsPerOp: median(present(samples).map((s) => s.cpuNsPerOp / 1000)),
+        statementsPerOp: perUnit(r, samples, (s) => s.totalOps),
+        floorId: r.floorId,
+        floorLabel: floor?.label,
+        floorUsPerOp: median(present(floorSamples).map(us)),
+        ratio: floor === undefined ? undefined : pairedRatio(samples, floorSamples, (s) => s.nsPerOp),
+      }
+    })
+
+  const contention = results
+    .filter((r) => r.section === 'contention')
+    .map((r): ContentionRow => {
+      const samples = of<ContentionSample>(r, 'contention')
+      const got = present(samples)
+      const floor = r.floorId === undefined ? undefined : byId.get(r.floorId)
+      const floorSamples = of<ContentionSample>(floor, 'contention')
+      return {
+        id: r.id,
+        label: r.label,
+        short: r.short,
+        workers: got[0]?.workers ?? r.size ?? Number.NaN,
+        rounds: got.length,
+        acquisitionsPerSec: median(got.map((s) => s.acquisitionsPerSec)),
+        handoffsPerSec: median(got.map((s) => s.handoffsPerSec)),
+        waitP50Ms: median(got.map((s) => s.waitP50Ms)),
+        waitP99Ms: median(got.map((s) => s.waitP99Ms)),
+        handoffP50Ms: median(got.map((s) => s.handoffP50Ms)),
+        ...leastFairRound(got),
+        starvedMin: got.length === 0 ? undefined : Math.min(...got.map((s) => s.minPerWorker)),
+        cpuCores: median(got.map((s) => s.cpuCores)),
+        statementsPerCycle: perUnit(r, samples, (s) => s.cycles),
+        floorId: r.floorId,
+        handoffRatio:
+          floor === undefined ? undefined : pairedRatio(samples, floorSamples, (s) => s.handoffsPerSec),
+        p99Ratio: floor === undefined ? undefined : pairedRatio(samples, floorSamples, (s) => s.waitP99Ms),
+      }
+    })
+
+  const held = results
+    .filter((r) => r.section === 'held')
+    .map((r): HeldRow => {
+      const got = present(of<HeldSample>(r, 'held'))
+      const none = got.length === 0
+      return {
+        id: r.id,
+        label: r.label,
+        short: r.short,
+        rounds: got.length,
+        requested: got[0]?.requested ?? r.size,
+        held: none ? undefined : Math.min(...got.map((s) => s.held)),
+        stalled: got.some((s) => s.stalled),
+        serverConnections: none ? undefined : Math.max(...got.map((s) => s.serverConnections)),
+        serverLocks: none ? undefined : Math.min(...got.map((s) => s.serverLocks)),
+        poolTotalCount: none ? undefined : Math.max(...got.map((s) => s.poolTotalCount)),
+        select1Served: none ? undefined : got.every((s) => s.select1Served),
+        heapBytesPerLock: median(present(got.map((s) => s.heapBytesPerLock))),
+      }
+    })
+
+  return { uncontended, contention, held, targets: targets(uncontended, contention, held) }
+}
+
+const times = (n: number | undefined, digits = 2) => (n === undefined ? 'n/a' : `${n.toFixed(digits)}×`)
+
+function targets(
+  uncontended: readonly UncontendedRow[],
+  contention: readonly ContentionRow[],
+  held: readonly HeldRow[],
+): TargetRow[] {
+  const rows: TargetRow[] = []
+  for (const [adapter, name] of [
+    ['pg', 'pg'],
+    ['postgresjs', 'postgres.js'],
+  ] as const) {
+    const acquire = uncontended.find((r) => r.id === `pglock-${adapter}/acquire`)
+    const timed = uncontended.find((r) => r.id === `pglock-${adapter}/timed-acquire`)
+    if (acquire !== undefined) {
+      rows.push({
+        name: `uncontended, pglock ${name}: acquire + release ÷ floor (b)`,
+        value: times(acquire.ratio),
+        target: `≤ ${TARGETS.acquireOverFloor.toFixed(2)}×`,
+        pass: acquire.ratio === undefined ? undefined : acquire.ratio <= TARGETS.acquireOverFloor,
+      })
+    }
+    if (acquire?.ratio !== undefined && timed?.ratio !== undefined) {
+      // Both are paired with the same floor in every round, so the quotient of their ratios pairs them too.
+      const ratio = timed.ratio / acquire.ratio
+      rows.push({
+        name: `uncontended, pglock ${name}: timed acquire ÷ untimed`,
+        value: times(ratio),
+        target: `≤ ${TARGETS.timedOverUntimed.toFixed(2)}×`,
+        pass: ratio <= TARGETS.timedOverUntimed,
+      })
+    }
+  }
+  const advisory = uncontended.find((r) => r.id === 'advisory-lock/lock-unlock')
+  if (advisory !== undefined) {
+    rows.push({
+      name: 'uncontended lock+unlock: pglock (pg) throughput ÷ advisory-lock',
+      value: times(advisory.ratio, 1),
+      target: `≥ ${TARGETS.advisoryLockSpeedup}×`,
+      pass: advisory.ratio === undefined ? undefined : advisory.ratio >= TARGETS.advisoryLockSpeedup,
+    })
+  }
+  for (const row of contention.filter((r) => r.id.includes('/pglock-'))) {
+    const who = `${row.workers} waiters, ${row.id.includes('postgresjs') ? 'pglock postgres.js' : 'pglock pg'}`
+    rows.push(
+      {
+        name: `${who}: hand-offs/s ÷ raw`,
+        value: times(row.handoffRatio),
+        target: `≥ ${TARGETS.handoffRatio.toFixed(2)}×`,
+        pass: row.handoffRatio === undefined ? undefined : row.handoffRatio >= TARGETS.handoffRatio,
+      },
+      {
+        name: `${who}: p99 wait ÷ raw`,
+        value: times(row.p99Ratio),
+        target: `≤ ${TARGETS.p99Ratio.toFixed(2)}×`,
+        pass: row.p99Ratio === undefined ? undefined : row.p99Ratio <= TARGETS.p99Ratio,
+      },
+      {
+        name: `${who}: fewest acquisitions of a worker (worst round)`,
+        value: row.starvedMin === undefined ? 'n/a' : String(row.starvedMin),
+        target: '> 0',
+        pass: row.starvedMin === undefined ? undefined : row.starvedMin > 0,
+      },
+    )
+  }
+  for (const row of held) {
+    const n = row.requested?.toLocaleString('en-US') ?? '?'
+    const stalled = (what: string) => `stalled at ${row.held ?? 0} held${what}`
+    if (row.id === 'held/heap') {
+      const value = row.heapBytesPerLock
+      rows.push({
+        name: `heap per held lock, ${n} held`,
+        value: row.stalled
+          ? stalled('')
+          : value !== undefined
+            ? `${Math.round(value)} B`
+            : row.rounds > 0
+              ? 'n/a (no --expose-gc)'
+              : 'n/a',
+        target: `≤ ${TARGETS.heapBytesPerLock} B`,
+        pass:
+          row.rounds === 0 || (value === undefined && !row.stalled)
+            ? undefined
+            : !row.stalled && value !== undefined && value <= TARGETS.heapBytesPerLock,
+      })
+      continue
+    }
+    const how = row.id === 'held/sequential' ? 'one after another' : 'all at once'
+    const conns = row.serverConnections
+    rows.push(
+      {
+        name: `${n} locks held (${how}): connections holding them`,
+        value: row.stalled
+          ? stalled(` on ${conns ?? '?'} connections`)
+          : conns === undefined
+            ? 'n/a'
+            : String(conns),
+        target: `≤ ${TARGETS.heldConnections}`,
+        pass:
+          row.rounds === 0
+            ? undefined
+            : !row.stalled && conns !== undefined && conns <= TARGETS.heldConnections,
+      },
+      {
+        name: `${n} locks held (${how}): app pool serves SELECT 1`,
+        value: row.select1Served === undefined ? 'n/a' : row.select1Served ? 'yes' : 'no (blocked)',
+        target: 'yes',
+        pass: row.select1Served,
+      },
+    )
+  }
+  return rows
+}
