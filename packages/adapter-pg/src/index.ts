@@ -1,4 +1,10 @@
-export { type PgClientLike, type PgPoolClientLike, type PgPoolLike, pgAdapter } from './pg-adapter.js'
+export {
+  type PgAdapterOptions,
+  type PgClientLike,
+  type PgPoolClientLike,
+  type PgPoolLike,
+  pgAdapter,
+} from './pg-adapter.js'
 export {
   canCancel,
   isPgConnectionError,

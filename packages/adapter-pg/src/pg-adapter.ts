@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Adapter, Row, SessionConnection, TransactionConnection, TransactionStatus } from '@pglock/core'
 import {
   isPgConnectionError,
@@ -10,6 +11,7 @@ import {
 /** The slice of a `pg` client this adapter uses (a `pg.Client` or a `PoolClient`). */
 export interface PgClientLike {
   query(text: string, values: unknown[]): Promise<{ rows: unknown[] }>
+  query(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>
   on(event: 'error' | 'end', listener: (error?: unknown) => void): unknown
   removeListener(event: 'error' | 'end', listener: (error?: unknown) => void): unknown
   /** pg >= 8.21; absent (or null) before, and on pg-native. */
@@ -26,14 +28,30 @@ export interface PgPoolLike {
   connect(): Promise<PgPoolClientLike>
 }
 
+/** Options of {@link pgAdapter}. */
+export interface PgAdapterOptions {
+  /**
+   * Run the lock statements on lent connections as named prepared statements, so the server parses
+   * and plans each of the few statement texts once per connection instead of on every call (it is
+   * most of the server's work for a lock; default true). Behind PgBouncer in transaction mode older
+   * than 1.21 (or without `max_prepared_statements`), pass false. Statements inside your own
+   * transactions (`locker.transaction(client)`) are never prepared.
+   */
+  readonly prepare?: boolean
+}
+
 /**
  * A pglock adapter for node-postgres: session locks on connections from `pool` (your existing
  * `pg.Pool`), transaction locks on a `pg` client inside `BEGIN` via `locker.transaction(client)`.
  */
-export function pgAdapter(pool: PgPoolLike): Adapter<PgClientLike> {
+export function pgAdapter(pool: PgPoolLike, options: PgAdapterOptions = {}): Adapter<PgClientLike> {
   if (typeof (pool as Partial<PgPoolLike> | null)?.connect !== 'function') {
     throw new TypeError('pgAdapter(pool): expected a pg.Pool (an object with connect())')
   }
+  if (options.prepare !== undefined && typeof options.prepare !== 'boolean') {
+    throw new TypeError('pgAdapter(pool, { prepare }): prepare must be a boolean')
+  }
+  const runOnSession = options.prepare === false ? run : runPrepared
   return {
     name: 'pg',
     async connect({ onLost }): Promise<SessionConnection> {
@@ -50,7 +68,8 @@ export function pgAdapter(pool: PgPoolLike): Adapter<PgClientLike> {
       client.on('error', onEnd)
       client.on('end', onEnd)
       return {
-        query: (text, params) => (lost === undefined ? run(client, text, params) : Promise.reject(lost)),
+        query: (text, params) =>
+          lost === undefined ? runOnSession(client, text, params) : Promise.reject(lost),
         cancel: () => sendCancelRequest(client as PgCancelTarget),
         async release({ destroy }) {
           client.removeListener('end', onEnd)
@@ -81,6 +100,22 @@ export function pgAdapter(pool: PgPoolLike): Adapter<PgClientLike> {
 
 async function run(client: PgClientLike, text: string, params: readonly string[]): Promise<readonly Row[]> {
   return (await client.query(text, params as unknown[])).rows as Row[]
+}
+
+/** Statement names by text: a digest, so that every copy of this module names a text alike. */
+const statementNames = new Map<string, string>()
+
+async function runPrepared(
+  client: PgClientLike,
+  text: string,
+  params: readonly string[],
+): Promise<readonly Row[]> {
+  let name = statementNames.get(text)
+  if (name === undefined) {
+    name = `pglock_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`
+    statementNames.set(text, name)
+  }
+  return (await client.query({ name, text, values: params as unknown[] })).rows as Row[]
 }
 
 function transactionStatus(client: PgClientLike): TransactionStatus {

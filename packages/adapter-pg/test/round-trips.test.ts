@@ -6,7 +6,7 @@ import { Admin, randomKey } from '@pglock/conformance'
 import { createLocker, type LockHandle } from '@pglock/core'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest'
-import { type PgPoolLike, pgAdapter } from '../src/index.js'
+import { type PgAdapterOptions, type PgPoolLike, pgAdapter } from '../src/index.js'
 
 const url = inject('pglockDatabaseUrl')
 let admin: Admin
@@ -19,11 +19,12 @@ afterAll(async () => {
 })
 
 /** A locker over a pool whose checkouts and statements are recorded (the statement's function names only). */
-function countingLocker(max = 4) {
+function countingLocker(max = 4, options: PgAdapterOptions = {}) {
   const pool = new pg.Pool({ connectionString: url, max })
   pool.on('error', () => {})
   const statements: string[] = []
   let checkouts = 0
+  let named = 0
   const wrapped = new WeakSet<object>()
   const counting: PgPoolLike = {
     async connect() {
@@ -31,16 +32,19 @@ function countingLocker(max = 4) {
       checkouts++
       if (!wrapped.has(client)) {
         wrapped.add(client)
-        const query = client.query.bind(client) as (text: string, values: unknown[]) => Promise<unknown>
-        ;(client as unknown as { query: typeof query }).query = (text, values) => {
+        type Config = { name?: string; text: string; values?: unknown[] }
+        const query = client.query.bind(client) as (config: Config | string, values?: unknown[]) => unknown
+        ;(client as unknown as { query: typeof query }).query = (config, values) => {
+          const text = typeof config === 'string' ? config : config.text
           statements.push(lockFunction(text))
-          return query(text, values)
+          if (typeof config !== 'string' && config.name !== undefined) named++
+          return query(config, values)
         }
       }
       return client
     },
   }
-  const locker = createLocker(pgAdapter(counting))
+  const locker = createLocker(pgAdapter(counting, options))
   onTestFinished(async () => {
     await locker.close()
     await pool.end()
@@ -53,6 +57,8 @@ function countingLocker(max = 4) {
       checkouts = 0
       return taken
     },
+    /** How many statements were sent as named (prepared) statements, in all. */
+    named: () => named,
   }
 }
 
@@ -110,4 +116,59 @@ describe('round trips per acquire (pg)', () => {
     await tried?.release()
     expect(take().statements).toEqual(['pg_try_advisory_lock', 'pg_advisory_unlock'])
   })
+
+  it('statements on lent connections are prepared (named), unless prepare: false', async () => {
+    const prepared = countingLocker()
+    await (await prepared.locker.acquire(randomKey())).release()
+    expect(prepared.named()).toBe(2)
+    const unprepared = countingLocker(4, { prepare: false })
+    await (await unprepared.locker.acquire(randomKey())).release()
+    expect(unprepared.take().statements).toHaveLength(2)
+    expect(unprepared.named()).toBe(0)
+    expect(() => pgAdapter(new pg.Pool(), { prepare: 'yes' as unknown as boolean })).toThrow(TypeError)
+  })
 })
+
+describe('prepared statements that vanish (pg)', () => {
+  it('a session whose prepared statements were dropped counts as lost; the next acquire goes elsewhere', async () => {
+    const pool = new pg.Pool({ connectionString: url, max: 4 })
+    pool.on('error', () => {})
+    const lent: pg.PoolClient[] = []
+    const locker = createLocker(
+      pgAdapter({
+        async connect() {
+          const client = await pool.connect()
+          lent.push(client)
+          return client
+        },
+      }),
+    )
+    onTestFinished(async () => {
+      await locker.close()
+      await pool.end()
+    })
+    const held = await locker.acquire(randomKey())
+    // Behind the library's back, as DISCARD ALL or a pooler in transaction mode would.
+    await lent[0]!.query('DEALLOCATE ALL')
+    const next = await locker.acquire(randomKey())
+    expect(held.held).toBe(false)
+    expect(held.signal.reason).toMatchObject({ code: 'LOCK_LOST' })
+    expect(next.held).toBe(true)
+    expect(lent).toHaveLength(2)
+    await next.release()
+    await held.release()
+    await waitForNoLocks(lent)
+  })
+})
+
+async function waitForNoLocks(clients: readonly pg.PoolClient[]): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const rows = await admin.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND pid = ANY($1::int4[])`,
+      [clients.map((c) => (c as unknown as { processID: number }).processID)],
+    )
+    if (rows[0]?.n === 0) return
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  throw new Error('advisory locks still held')
+}

@@ -3,8 +3,11 @@ import type { Adapter } from '../adapter.js'
 /**
  * SQLSTATEs that end the server session: connection exceptions (class 08), administrator and crash
  * shutdowns, a dropped database, and the idle / transaction timeouts that terminate the session.
+ * Also 26000 (invalid_sql_statement_name): a prepared statement an adapter made on this session is gone,
+ * so the statement reached another server session (a pooler in transaction mode) or the session was
+ * reset (`DISCARD ALL`, which also drops its advisory locks); either way it is not the session we had.
  */
-const SESSION_ENDED = new Set(['57P01', '57P02', '57P03', '57P04', '57P05', '25P03', '25P04'])
+const SESSION_ENDED = new Set(['57P01', '57P02', '57P03', '57P04', '57P05', '25P03', '25P04', '26000'])
 
 /** Whether `error` means the server session is gone, by SQLSTATE or by the driver's own word. */
 export function isSessionGone(adapter: Adapter<never>, error: unknown): boolean {
