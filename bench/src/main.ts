@@ -18,7 +18,7 @@ import { type ReportContext, renderMarkdown, renderText } from './render.js'
 import { type CaseResult, summarise } from './summary.js'
 import { renderSvg } from './svg.js'
 import { uncontendedCases } from './uncontended.js'
-import { benchAdvisoryLocks, describe, waitUntil, withDeadline } from './util.js'
+import { benchAdvisoryLocks, benchSessions, describe, waitUntil, withDeadline } from './util.js'
 
 /**
  * Server settings. 10,000 session locks held on one connection need 10,000 slots of the shared lock
@@ -185,6 +185,9 @@ async function run(options: BenchOptions): Promise<number> {
           async () => (await benchAdvisoryLocks(admin, APP_NAME_PREFIX)) === 0,
           5_000,
         )
+        // Nor may its sessions: a backend that is still exiting costs the server CPU in the next case's
+        // window (the first case after a pool closed showed a p99 several times the others').
+        await waitUntil(async () => (await benchSessions(admin, APP_NAME_PREFIX)) === 0, 5_000)
         if (!clean) {
           const left = await benchAdvisoryLocks(admin, APP_NAME_PREFIX)
           warnings.push(
