@@ -37,6 +37,8 @@ interface Implementation {
   readonly id: string
   readonly label: string
   readonly short: string
+  /** The implementation this one is compared with (the raw floor on the same driver); none for a floor. */
+  readonly floor?: string
   open(url: string, workers: number, key: bigint): Promise<Arena>
 }
 
@@ -80,8 +82,40 @@ const raw: Implementation = {
   },
 }
 
+const rawPostgresjs: Implementation = {
+  id: 'raw-postgresjs',
+  label: 'raw pg_advisory_lock on postgres.js (a reserved connection per worker)',
+  short: 'raw pg_advisory_lock, postgres.js',
+  async open(url, workers, key) {
+    const sql = postgres(url, postgresjsOptions({ max: workers, applicationName: APP_NAME }))
+    const k = String(key)
+    try {
+      const reserved = await Promise.all(Array.from({ length: workers }, () => sql.reserve()))
+      return {
+        setupCycles: 0,
+        contenders: reserved.map((c) => ({
+          async acquire() {
+            await c`SELECT pg_advisory_lock(${k}::bigint) IS NOT NULL AS acquired`
+          },
+          async release() {
+            await c`SELECT pg_advisory_unlock(${k}::bigint) AS released`
+          },
+        })),
+        close: async () => {
+          for (const c of reserved) c.release()
+          await sql.end({ timeout: 5 })
+        },
+      }
+    } catch (error) {
+      await sql.end({ timeout: 5 })
+      throw error
+    }
+  },
+}
+
 const polling: Implementation = {
   id: 'polling',
+  floor: 'raw',
   label: `polling (pg_try_advisory_lock, ${POLL_INTERVAL_MS} ms sleep)`,
   short: `polling every ${POLL_INTERVAL_MS} ms`,
   async open(url, workers, key) {
@@ -149,6 +183,7 @@ async function lockerArena(
 
 const pglockPg: Implementation = {
   id: 'pglock-pg',
+  floor: 'raw',
   label: 'pglock pg (one locker, pg Pool max = workers + 2)',
   short: 'pglock pg',
   async open(url, workers, key) {
@@ -163,6 +198,7 @@ const pglockPg: Implementation = {
 
 const pglockPostgresjs: Implementation = {
   id: 'pglock-postgresjs',
+  floor: 'raw-postgresjs',
   label: 'pglock postgres.js (one locker, max = workers + 2)',
   short: 'pglock postgres.js',
   async open(url, workers, key) {
@@ -175,12 +211,13 @@ const pglockPostgresjs: Implementation = {
   },
 }
 
-/** The implementations, floor first. */
+/** The implementations, each after its floor (the raw lock on the same driver). */
 export const CONTENTION_IMPLEMENTATIONS: readonly Implementation[] = [
   raw,
   pglockPg,
-  pglockPostgresjs,
   polling,
+  rawPostgresjs,
+  pglockPostgresjs,
 ]
 
 async function runContention(
@@ -274,7 +311,9 @@ export function contentionCases(waiters: readonly number[]): BenchCase[] {
         label: `${workers} waiters: ${implementation.label}`,
         short: `${workers} waiters: ${implementation.short}`,
         size: workers,
-        ...(implementation.id === raw.id ? {} : { floorId: `contention-${workers}/${raw.id}` }),
+        ...(implementation.floor === undefined
+          ? {}
+          : { floorId: `contention-${workers}/${implementation.floor}` }),
         run: (ctx) => runContention(implementation, ctx, workers),
       }),
     ),

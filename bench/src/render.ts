@@ -64,7 +64,7 @@ function tables(summary: Summary, ctx: ReportContext): Table[] {
         'holding; wait = from calling acquire to holding; min/max = acquisitions of the least and most served',
         "worker, in the least fair round; Node CPU = this process's CPU use in the window (100 % = one core);",
         'stmts/cycle = statements the server ran per acquire → release (all cycles of the case); ÷ raw =',
-        'median of the per-round ratios to raw pg_advisory_lock.',
+        'median of the per-round ratios to raw pg_advisory_lock on the same driver.',
       ].join(' '),
       headers: [
         'case',

@@ -291,16 +291,18 @@ function targets(
     })
   }
   for (const row of contention.filter((r) => r.id.includes('/pglock-'))) {
-    const who = `${row.workers} waiters, ${row.id.includes('postgresjs') ? 'pglock postgres.js' : 'pglock pg'}`
+    const onPostgresjs = row.id.includes('postgresjs')
+    const who = `${row.workers} waiters, ${onPostgresjs ? 'pglock postgres.js' : 'pglock pg'}`
+    const raw = onPostgresjs ? 'raw (postgres.js)' : 'raw (pg)'
     rows.push(
       {
-        name: `${who}: hand-offs/s ÷ raw`,
+        name: `${who}: hand-offs/s ÷ ${raw}`,
         value: times(row.handoffRatio),
         target: `≥ ${TARGETS.handoffRatio.toFixed(2)}×`,
         pass: row.handoffRatio === undefined ? undefined : row.handoffRatio >= TARGETS.handoffRatio,
       },
       {
-        name: `${who}: p99 wait ÷ raw`,
+        name: `${who}: p99 wait ÷ ${raw}`,
         value: times(row.p99Ratio),
         target: `≤ ${TARGETS.p99Ratio.toFixed(2)}×`,
         pass: row.p99Ratio === undefined ? undefined : row.p99Ratio <= TARGETS.p99Ratio,
