@@ -58,27 +58,36 @@ async function connectClients(url: string, n: number): Promise<pg.Client[]> {
   return clients
 }
 
+/** An arena of n pg Clients, one per worker, each contender made from its client by `contender`. */
+async function clientArena(
+  url: string,
+  workers: number,
+  contender: (client: pg.Client) => Contender,
+): Promise<Arena> {
+  const clients = await connectClients(url, workers)
+  return {
+    setupCycles: 0,
+    contenders: clients.map(contender),
+    close: async () => {
+      await Promise.all(clients.map((client) => client.end()))
+    },
+  }
+}
+
 const raw: Implementation = {
   id: 'raw',
   label: 'raw pg_advisory_lock (a pg Client per worker)',
   short: 'raw pg_advisory_lock',
-  async open(url, workers, key) {
-    const clients = await connectClients(url, workers)
+  open(url, workers, key) {
     const k = String(key)
-    return {
-      setupCycles: 0,
-      contenders: clients.map((client) => ({
-        async acquire() {
-          await client.query('SELECT pg_advisory_lock($1::bigint) IS NOT NULL AS acquired', [k])
-        },
-        async release() {
-          await client.query('SELECT pg_advisory_unlock($1::bigint) AS released', [k])
-        },
-      })),
-      close: async () => {
-        await Promise.all(clients.map((client) => client.end()))
+    return clientArena(url, workers, (client) => ({
+      async acquire() {
+        await client.query('SELECT pg_advisory_lock($1::bigint) IS NOT NULL AS acquired', [k])
       },
-    }
+      async release() {
+        await client.query('SELECT pg_advisory_unlock($1::bigint) AS released', [k])
+      },
+    }))
   },
 }
 
@@ -118,30 +127,23 @@ const polling: Implementation = {
   floor: 'raw',
   label: `polling (pg_try_advisory_lock, ${POLL_INTERVAL_MS} ms sleep)`,
   short: `polling every ${POLL_INTERVAL_MS} ms`,
-  async open(url, workers, key) {
-    const clients = await connectClients(url, workers)
+  open(url, workers, key) {
     const k = String(key)
-    return {
-      setupCycles: 0,
-      contenders: clients.map((client) => ({
-        async acquire() {
-          for (;;) {
-            const result = await client.query<{ acquired: boolean }>(
-              'SELECT pg_try_advisory_lock($1::bigint) AS acquired',
-              [k],
-            )
-            if (result.rows[0]?.acquired) return
-            await sleep(POLL_INTERVAL_MS)
-          }
-        },
-        async release() {
-          await client.query('SELECT pg_advisory_unlock($1::bigint) AS released', [k])
-        },
-      })),
-      close: async () => {
-        await Promise.all(clients.map((client) => client.end()))
+    return clientArena(url, workers, (client) => ({
+      async acquire() {
+        for (;;) {
+          const result = await client.query<{ acquired: boolean }>(
+            'SELECT pg_try_advisory_lock($1::bigint) AS acquired',
+            [k],
+          )
+          if (result.rows[0]?.acquired) return
+          await sleep(POLL_INTERVAL_MS)
+        }
       },
-    }
+      async release() {
+        await client.query('SELECT pg_advisory_unlock($1::bigint) AS released', [k])
+      },
+    }))
   },
 }
 

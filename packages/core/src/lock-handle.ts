@@ -26,7 +26,7 @@ type State = 'held' | 'releasing' | 'released' | 'lost'
 export class LockHandleImpl implements LockHandle {
   readonly key: LockKey
   readonly shared: boolean
-  /** Made on first use of `signal` or at the loss: most handles never need one (DESIGN: heap per held lock). */
+  /** Made on first use of `signal` (already aborted if the lock was lost): most handles never need one. */
   #controller: AbortController | undefined
   /** Set when the lock is lost or revoked; the reason `signal` aborts with. */
   #lostReason: Error | undefined

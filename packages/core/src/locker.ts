@@ -271,16 +271,11 @@ class LockerImpl<Tx> implements Locker<Tx> {
     op: Operation,
   ): Promise<LockHandleImpl | null> {
     const id = keyId(key)
-    let session: Session
+    let session: Session | undefined
     let row: Row | undefined
-    if (!noWait && this.#isContended(id)) {
-      // Tried and found taken a moment ago: a try would most likely fail again, so wait at once
-      // (on a connection of its own, as every wait), saving a round trip per contended acquire.
-      session = this.#openSession(id, true)
-      await this.#ready(session, id, key, op)
-      op.startServerWait()
-      row = await this.#waitOnSession(session, id, key, mode, timeoutMs, op)
-    } else {
+    // A key found taken a moment ago would most likely fail a try again: its blocking acquires skip
+    // the try and wait at once, saving a round trip per contended acquire.
+    if (noWait || !this.#isContended(id)) {
       for (let attempt = 1; ; attempt++) {
         session = this.#sessionToTry(id)
         await this.#ready(session, id, key, op)
@@ -298,15 +293,16 @@ class LockerImpl<Tx> implements Locker<Tx> {
         }
       }
       if (row?.acquired === false) this.#markContended(id)
-      if (row?.acquired === false && !noWait && !op.aborted) {
-        if (!session.claimForWait(id)) {
-          session.settle(id)
-          session = this.#openSession(id, true)
-          await this.#ready(session, id, key, op)
-        }
-        op.startServerWait()
-        row = await this.#waitOnSession(session, id, key, mode, timeoutMs, op)
+    }
+    if (session === undefined || (row?.acquired === false && !noWait && !op.aborted)) {
+      // Every wait runs on a connection of its own: the one just tried on when nothing else uses it.
+      if (session === undefined || !session.claimForWait(id)) {
+        session?.settle(id)
+        session = this.#openSession(id, true)
+        await this.#ready(session, id, key, op)
       }
+      op.startServerWait()
+      row = await this.#waitOnSession(session, id, key, mode, timeoutMs, op)
     }
     if (row?.acquired === true) {
       if (session.pid !== undefined && row.pid !== session.pid) {
@@ -315,7 +311,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
         session.lose(moved)
         throw new ConnectionLostError(key, { cause: moved })
       }
-      const handle = session.addHold(key, mode, row.pid)
+      const handle = session.addHold(key, id, mode, row.pid)
       if (op.aborted) {
         // Granted just as the abort landed: the caller has gone, so give the lock back.
         await handle.release()
@@ -496,7 +492,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
       if (held === true) {
         // One hold at most: a session never holds or tries one key for two acquires, so unlocking
         // once is exact.
-        await session.addHold(key, mode, undefined).release()
+        await session.addHold(key, id, mode, undefined).release()
       } else if (held === false) {
         session.settle(id)
       } else {

@@ -228,12 +228,12 @@ export class Session implements HandleOwner {
     return conn.cancel()
   }
 
-  /** Records a lock taken on this session (its key was reserved) and returns its handle. */
-  addHold(key: LockKey, mode: LockMode, pid: unknown): LockHandleImpl {
+  /** Records a lock taken on this session (its key, `id`, was reserved) and returns its handle. */
+  addHold(key: LockKey, id: string, mode: LockMode, pid: unknown): LockHandleImpl {
     if (this.#pid === undefined && typeof pid === 'number') this.#pid = pid
     const handle = new LockHandleImpl(key, mode === 'shared', this)
     this.#holds.add(handle)
-    this.#keys.add(keyId(key))
+    this.#keys.add(id)
     this.#exclusive = false
     const keepAliveMs = this.#hooks.keepAliveMs
     if (keepAliveMs !== undefined && this.#keepAlive === undefined) {
