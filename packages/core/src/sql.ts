@@ -17,12 +17,27 @@ export interface Statement {
 /** The lock mode in SQL function names and in `pg_locks.mode`. */
 export type LockMode = 'exclusive' | 'shared'
 
-function args(key: LockKey, first = 1): string {
-  return key.kind === 'bigint' ? `$${first}::bigint` : `$${first}::int4, $${first + 1}::int4`
-}
-
-function fn(base: string, mode: LockMode): string {
-  return mode === 'shared' ? `${base}_shared` : base
+/**
+ * A statement text depends only on the key's kind and the lock mode, so each is built once (per kind
+ * and mode) and reused: a lock cycle then builds no SQL, and drivers find their prepared statement
+ * by a string they have already hashed. `build` gets `call(base)`, which writes the call of `base` (or
+ * of `base_shared`) on the key's parameters, and `n`, the number of key parameters.
+ */
+function texts(
+  build: (call: (base: string) => string, n: number) => string,
+): (key: LockKey, mode: LockMode) => string {
+  const cache: (string | undefined)[] = [undefined, undefined, undefined, undefined]
+  return (key, mode) => {
+    const index = (key.kind === 'bigint' ? 0 : 2) + (mode === 'shared' ? 1 : 0)
+    let text = cache[index]
+    if (text === undefined) {
+      const args = key.kind === 'bigint' ? '$1::bigint' : '$1::int4, $2::int4'
+      const call = (base: string) => `${mode === 'shared' ? `${base}_shared` : base}(${args})`
+      text = build(call, key.kind === 'bigint' ? 1 : 2)
+      cache[index] = text
+    }
+    return text
+  }
 }
 
 /**
@@ -40,11 +55,11 @@ export function lockTimeoutSetting(ms: number): string {
  * Session lock without waiting. Returns `acquired` (boolean) and `pid`.
  */
 export function sessionTryLock(key: LockKey, mode: LockMode): Statement {
-  return {
-    text: `SELECT ${fn('pg_try_advisory_lock', mode)}(${args(key)}) AS acquired, pg_backend_pid() AS pid`,
-    params: keyParams(key),
-  }
+  return { text: sessionTryLockText(key, mode), params: keyParams(key) }
 }
+const sessionTryLockText = texts(
+  (call) => `SELECT ${call('pg_try_advisory_lock')} AS acquired, pg_backend_pid() AS pid`,
+)
 
 /**
  * Session lock that waits without limit, in one round trip, when the session has neither
@@ -53,13 +68,13 @@ export function sessionTryLock(key: LockKey, mode: LockMode): Statement {
  * the core sends {@link sessionLock}.
  */
 export function sessionLockIfUnlimited(key: LockKey, mode: LockMode): Statement {
-  return {
-    text:
-      `SELECT CASE WHEN current_setting('lock_timeout') = '0' AND current_setting('statement_timeout') = '0' ` +
-      `THEN ${fn('pg_advisory_lock', mode)}(${args(key)}) IS NOT NULL END AS acquired, pg_backend_pid() AS pid`,
-    params: keyParams(key),
-  }
+  return { text: sessionLockIfUnlimitedText(key, mode), params: keyParams(key) }
 }
+const sessionLockIfUnlimitedText = texts(
+  (call) =>
+    `SELECT CASE WHEN current_setting('lock_timeout') = '0' AND current_setting('statement_timeout') = '0' ` +
+    `THEN ${call('pg_advisory_lock')} IS NOT NULL END AS acquired, pg_backend_pid() AS pid`,
+)
 
 /**
  * Session lock that waits, in one round trip, with `lock_timeout` set for this statement only
@@ -73,22 +88,9 @@ export function sessionLockIfUnlimited(key: LockKey, mode: LockMode): Statement 
  */
 export function sessionLock(key: LockKey, mode: LockMode, timeoutMs: number | undefined): Statement {
   const params = keyParams(key)
-  const n = params.length
-  const setLockTimeout = `set_config('lock_timeout', $${n + 1}, true) AS locktimeout`
-  const lock = `${fn('pg_advisory_lock', mode)}(${args(key)}) IS NOT NULL`
-  if (timeoutMs === undefined) {
-    return {
-      text:
-        `SELECT ${setLockTimeout}, CASE WHEN current_setting('statement_timeout') = '0' ` +
-        `THEN ${lock} END AS acquired, pg_backend_pid() AS pid`,
-      params: [...params, '0'],
-    }
-  }
+  if (timeoutMs === undefined) return { text: sessionLockUntimedText(key, mode), params: [...params, '0'] }
   return {
-    text:
-      `SELECT ${setLockTimeout}, CASE WHEN current_setting('statement_timeout') = '0' ` +
-      `OR current_setting('statement_timeout')::interval > $${n + 2}::interval ` +
-      `THEN ${lock} END AS acquired, pg_backend_pid() AS pid`,
+    text: sessionLockTimedText(key, mode),
     params: [
       ...params,
       lockTimeoutSetting(timeoutMs),
@@ -96,6 +98,19 @@ export function sessionLock(key: LockKey, mode: LockMode, timeoutMs: number | un
     ],
   }
 }
+const sessionLockUntimedText = texts(
+  (call, n) =>
+    `SELECT set_config('lock_timeout', $${n + 1}, true) AS locktimeout, ` +
+    `CASE WHEN current_setting('statement_timeout') = '0' ` +
+    `THEN ${call('pg_advisory_lock')} IS NOT NULL END AS acquired, pg_backend_pid() AS pid`,
+)
+const sessionLockTimedText = texts(
+  (call, n) =>
+    `SELECT set_config('lock_timeout', $${n + 1}, true) AS locktimeout, ` +
+    `CASE WHEN current_setting('statement_timeout') = '0' ` +
+    `OR current_setting('statement_timeout')::interval > $${n + 2}::interval ` +
+    `THEN ${call('pg_advisory_lock')} IS NOT NULL END AS acquired, pg_backend_pid() AS pid`,
+)
 
 /** Opens a transaction block on a dedicated session connection (the route around `statement_timeout`). */
 export const BEGIN: Statement = { text: 'BEGIN', params: [] }
@@ -121,11 +136,11 @@ export function setLocalTimeouts(lockTimeout: string, statementTimeout: string):
 
 /** Session lock inside the transaction block opened by {@link BEGIN}, after {@link setLocalTimeouts}. */
 export function sessionLockInTransaction(key: LockKey, mode: LockMode): Statement {
-  return {
-    text: `SELECT ${fn('pg_advisory_lock', mode)}(${args(key)}) IS NOT NULL AS acquired, pg_backend_pid() AS pid`,
-    params: keyParams(key),
-  }
+  return { text: sessionLockInTransactionText(key, mode), params: keyParams(key) }
 }
+const sessionLockInTransactionText = texts(
+  (call) => `SELECT ${call('pg_advisory_lock')} IS NOT NULL AS acquired, pg_backend_pid() AS pid`,
+)
 
 /**
  * Releases one session hold, but only on the backend that took it (`pid`): behind a pooler in
@@ -135,15 +150,16 @@ export function sessionLockInTransaction(key: LockKey, mode: LockMode): Statemen
  */
 export function sessionUnlock(key: LockKey, mode: LockMode, pid: number | undefined): Statement {
   const params = keyParams(key)
-  const unlock = `${fn('pg_advisory_unlock', mode)}(${args(key)})`
-  if (pid === undefined) {
-    return { text: `SELECT ${unlock} AS released, pg_backend_pid() AS pid`, params }
-  }
-  return {
-    text: `SELECT CASE WHEN pg_backend_pid() = $${params.length + 1}::int4 THEN ${unlock} END AS released`,
-    params: [...params, String(pid)],
-  }
+  if (pid === undefined) return { text: sessionUnlockAnyText(key, mode), params }
+  return { text: sessionUnlockOnPidText(key, mode), params: [...params, String(pid)] }
 }
+const sessionUnlockAnyText = texts(
+  (call) => `SELECT ${call('pg_advisory_unlock')} AS released, pg_backend_pid() AS pid`,
+)
+const sessionUnlockOnPidText = texts(
+  (call, n) =>
+    `SELECT CASE WHEN pg_backend_pid() = $${n + 1}::int4 THEN ${call('pg_advisory_unlock')} END AS released`,
+)
 
 /**
  * Whether this session holds the key in the given mode, according to the server (`pg_locks`). Used
@@ -162,11 +178,9 @@ export function sessionHolds(key: LockKey, mode: LockMode): Statement {
 
 /** Transaction lock without waiting. Returns `acquired`. */
 export function xactTryLock(key: LockKey, mode: LockMode): Statement {
-  return {
-    text: `SELECT ${fn('pg_try_advisory_xact_lock', mode)}(${args(key)}) AS acquired`,
-    params: keyParams(key),
-  }
+  return { text: xactTryLockText(key, mode), params: keyParams(key) }
 }
+const xactTryLockText = texts((call) => `SELECT ${call('pg_try_advisory_xact_lock')} AS acquired`)
 
 /**
  * Transaction lock that waits without limit, in one round trip, when the caller's transaction has
@@ -174,21 +188,19 @@ export function xactTryLock(key: LockKey, mode: LockMode): Statement {
  * locked, and the core takes the savepoint route, which overrides and then restores both.
  */
 export function xactLockIfUnlimited(key: LockKey, mode: LockMode): Statement {
-  return {
-    text:
-      `SELECT CASE WHEN current_setting('lock_timeout') = '0' AND current_setting('statement_timeout') = '0' ` +
-      `THEN ${fn('pg_advisory_xact_lock', mode)}(${args(key)}) IS NOT NULL END AS acquired`,
-    params: keyParams(key),
-  }
+  return { text: xactLockIfUnlimitedText(key, mode), params: keyParams(key) }
 }
+const xactLockIfUnlimitedText = texts(
+  (call) =>
+    `SELECT CASE WHEN current_setting('lock_timeout') = '0' AND current_setting('statement_timeout') = '0' ` +
+    `THEN ${call('pg_advisory_xact_lock')} IS NOT NULL END AS acquired`,
+)
 
 /** Transaction lock that waits under the settings made by {@link setLocalTimeouts}. */
 export function xactLock(key: LockKey, mode: LockMode): Statement {
-  return {
-    text: `SELECT ${fn('pg_advisory_xact_lock', mode)}(${args(key)}) IS NOT NULL AS acquired`,
-    params: keyParams(key),
-  }
+  return { text: xactLockText(key, mode), params: keyParams(key) }
 }
+const xactLockText = texts((call) => `SELECT ${call('pg_advisory_xact_lock')} IS NOT NULL AS acquired`)
 
 /** The savepoint that lets a failed wait leave the caller's transaction usable. */
 const SAVEPOINT_NAME = 'pglock_wait'
