@@ -18,6 +18,7 @@ import {
   OUT_OF_MEMORY,
 } from './internal/classify.js'
 import { Operation, raceOperation } from './internal/operation.js'
+import { Registry } from './internal/registry.js'
 import { Session, type SessionHooks } from './internal/session.js'
 import { keyId, type LockKey, type LockKeyInput, lockKey } from './keys.js'
 import type { LockHandle, LockHandleImpl } from './lock-handle.js'
@@ -139,8 +140,9 @@ interface Waitable {
 class LockerImpl<Tx> implements Locker<Tx> {
   readonly #adapter: Adapter<Tx>
   readonly #options: ResolvedLockerOptions
-  readonly #operations = new Set<Operation>()
-  readonly #sessions = new Set<Session>()
+  // Registries, not Sets: see Registry.
+  readonly #operations = new Registry<Operation>()
+  readonly #sessions = new Registry<Session>()
   /** Keys whose last try failed, until when they count as contended (see `#lockSession`). */
   readonly #contended = new Map<string, number>()
   readonly #sessionHooks: SessionHooks
@@ -152,7 +154,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
     this.#options = options
     this.#sessionHooks = {
       onIdle: (session) => void session.dispose(false),
-      onDisposed: (session) => void this.#sessions.delete(session),
+      sessions: this.#sessions,
       keepAliveMs: options.keepAliveMs,
     }
   }
@@ -202,10 +204,10 @@ class LockerImpl<Tx> implements Locker<Tx> {
   close(): Promise<void> {
     if (this.#closing === undefined) {
       this.#closing = (async () => {
-        const pending = [...this.#operations]
+        const pending = this.#operations.values()
         for (const op of pending) op.abort(new LockerClosedError())
         await Promise.all(pending.map((op) => op.done))
-        await Promise.all([...this.#sessions].map((session) => session.revokeAll()))
+        await Promise.all(this.#sessions.values().map((session) => session.revokeAll()))
         await this.#adapter.close?.()
       })()
     }
@@ -332,13 +334,10 @@ class LockerImpl<Tx> implements Locker<Tx> {
 
   /** A session on which `id` may be tried at once (the first one found), or a new one; reserved for `id`. */
   #sessionToTry(id: string): Session {
-    for (const session of this.#sessions) {
-      if (session.canTry(id)) {
-        session.reserve(id)
-        return session
-      }
-    }
-    return this.#openSession(id, false)
+    const session = this.#sessions.find((candidate) => candidate.canTry(id))
+    if (session === undefined) return this.#openSession(id, false)
+    session.reserve(id)
+    return session
   }
 
   /** Whether a try of `id` failed within the last {@link CONTENDED_MS}. */
@@ -365,7 +364,6 @@ class LockerImpl<Tx> implements Locker<Tx> {
     const session = new Session(this.#adapter as Adapter<never>, this.#sessionHooks)
     session.reserve(id)
     if (exclusive) session.claimForWait(id)
-    this.#sessions.add(session)
     session.connect()
     return session
   }
@@ -374,7 +372,8 @@ class LockerImpl<Tx> implements Locker<Tx> {
   async #ready(session: Session, id: string, key: LockKey, op: Operation): Promise<void> {
     try {
       if (op.aborted) throw op.reason
-      await raceOperation(op, session.ready, noop)
+      const failed = await raceOperation(op, session.ready, noop)
+      if (failed !== undefined) throw failed.error
     } catch (error) {
       session.settle(id)
       // A full lock table fails even the start of a new session.
@@ -393,7 +392,6 @@ class LockerImpl<Tx> implements Locker<Tx> {
     timeoutMs: number | undefined,
     op: Operation,
   ): Promise<Row | undefined> {
-    const waitable = this.#sessionWaitable(session)
     const remaining = op.remainingMs()
     const statement =
       remaining === undefined
@@ -403,10 +401,10 @@ class LockerImpl<Tx> implements Locker<Tx> {
           : sessionLock(key, mode, remaining)
     let row: Row | undefined
     try {
-      row = (await this.#waitOnServer(waitable, statement, op))[0]
+      row = (await this.#waitOnServer(session, statement, op))[0]
       if (row?.acquired === null && remaining === undefined) {
         // The session has a lock_timeout or statement_timeout of its own: lift them for this wait.
-        row = (await this.#waitOnServer(waitable, sessionLock(key, mode, undefined), op))[0]
+        row = (await this.#waitOnServer(session, sessionLock(key, mode, undefined), op))[0]
       }
     } catch (error) {
       throw await this.#afterFailedSessionWait(session, id, key, mode, error, op, timeoutMs)
@@ -442,9 +440,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
       await session.query(
         setLocalTimeouts(remaining === undefined ? '0' : lockTimeoutSetting(remaining), '0'),
       )
-      row = (
-        await this.#waitOnServer(this.#sessionWaitable(session), sessionLockInTransaction(key, mode), op)
-      )[0]
+      row = (await this.#waitOnServer(session, sessionLockInTransaction(key, mode), op))[0]
     } catch (error) {
       if (session.isOpen && !isSessionGone(this.#adapter as Adapter<never>, error)) {
         try {
@@ -505,18 +501,6 @@ class LockerImpl<Tx> implements Locker<Tx> {
     return outcome
   }
 
-  #sessionWaitable(session: Session): Waitable {
-    return {
-      query: (statement) => session.query(statement),
-      cancel: () => session.cancel(),
-      // Without a cancel, ending (or cleaning) the session is the only way to stop the wait.
-      onCancelFailed: () => {
-        void session.dispose(true)
-        return true
-      },
-    }
-  }
-
   /**
    * Runs a statement that may wait on the server; when the operation aborts, cancels it on the
    * server and waits for the cancel to be delivered before anything else is sent.
@@ -524,41 +508,44 @@ class LockerImpl<Tx> implements Locker<Tx> {
   async #waitOnServer(target: Waitable, statement: Statement, op: Operation): Promise<readonly Row[]> {
     if (op.aborted) throw op.reason
     const pending = target.query(statement)
+    // Most waits end without an abort: what a cancel needs is only made when one comes.
     let settled = false
-    const done = pending.then(
-      () => {
-        settled = true
-      },
-      () => {
-        settled = true
-      },
-    )
-    // A cancel that reaches the backend before the statement does is ignored by the server (it
-    // discards cancels while idle), so keep cancelling, backing off, until the statement settles.
-    const cancelUntilSettled = async () => {
-      for (let pause = 20; !settled; pause = Math.min(pause * 2, 1_000)) {
-        await target.cancel()
-        let timer: ReturnType<typeof setTimeout> | undefined
-        await Promise.race([done, new Promise((resolve) => (timer = setTimeout(resolve, pause)))])
-        clearTimeout(timer)
-      }
-    }
-    let cancelling: Promise<void> | undefined
     let giveUp!: (reason: unknown) => void
-    const givenUp = new Promise<never>((_, reject) => {
+    const result = new Promise<readonly Row[]>((resolve, reject) => {
       giveUp = reject
+      pending.then(
+        (rows) => {
+          settled = true
+          resolve(rows)
+        },
+        (error: unknown) => {
+          settled = true
+          reject(error)
+        },
+      )
     })
+    let cancelling: Promise<void> | undefined
     const onAbort = () => {
-      cancelling = cancelUntilSettled().catch(() => {
+      // A cancel that reaches the backend before the statement does is ignored by the server (it
+      // discards cancels while idle), so keep cancelling, backing off, until the statement settles.
+      cancelling = (async () => {
+        const done = result.then(noop, noop)
+        for (let pause = 20; !settled; pause = Math.min(pause * 2, 1_000)) {
+          await target.cancel()
+          let timer: ReturnType<typeof setTimeout> | undefined
+          await Promise.race([done, new Promise((resolve) => (timer = setTimeout(resolve, pause)))])
+          clearTimeout(timer)
+        }
+      })().catch(() => {
         if (target.onCancelFailed()) giveUp(op.reason)
       })
     }
-    const stopListening = op.onAbort(onAbort)
+    op.onAbort(onAbort)
     if (op.aborted) onAbort()
     try {
-      return await Promise.race([pending, givenUp])
+      return await result
     } finally {
-      stopListening()
+      op.offAbort(onAbort)
       if (cancelling !== undefined) await cancelling
     }
   }

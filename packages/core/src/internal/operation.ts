@@ -1,3 +1,5 @@
+import type { Registry, RegistryEntry } from './registry.js'
+
 /**
  * One acquire in progress: joins the caller's AbortSignal, the locker's close() and the local part of
  * the deadline (waiting for a pool connection or for the caller's transaction to be free) into one
@@ -11,24 +13,29 @@ export class Operation {
   readonly #deadline: number | undefined
   readonly #userSignal: AbortSignal | undefined
   readonly #onUserAbort: (() => void) | undefined
-  readonly #registry: Set<Operation>
+  readonly #registry: Registry<Operation>
+  readonly #registration: RegistryEntry<Operation>
   #timer: ReturnType<typeof setTimeout> | undefined
   #aborted = false
   #reason: unknown
-  /** Called once on abort (an acquire listens in one place at a time: the pool wait or the server wait). */
-  #listeners: (() => void)[] | undefined
+  /**
+   * Called once on abort. An acquire listens in one place at a time (the pool wait, then the server
+   * wait), so one slot; more go to `#moreListeners`, which the core never needs.
+   */
+  #listener: (() => void) | undefined
+  #moreListeners: (() => void)[] | undefined
   #disposed = false
   #done: Promise<void> | undefined
   #resolveDone: (() => void) | undefined
 
   constructor(
-    registry: Set<Operation>,
+    registry: Registry<Operation>,
     userSignal: AbortSignal | undefined,
     timeoutMs: number | undefined,
     timeoutError: () => Error,
   ) {
     this.#registry = registry
-    registry.add(this)
+    this.#registration = registry.add(this)
     this.#userSignal = userSignal
     if (userSignal !== undefined) {
       this.#onUserAbort = () => this.abort(userSignal.reason)
@@ -68,23 +75,36 @@ export class Operation {
     if (this.#aborted) return
     this.#aborted = true
     this.#reason = reason
-    const listeners = this.#listeners
-    this.#listeners = undefined
-    if (listeners !== undefined) for (const listener of listeners) listener()
+    const listener = this.#listener
+    const more = this.#moreListeners
+    this.#listener = undefined
+    this.#moreListeners = undefined
+    listener?.()
+    if (more !== undefined) for (const other of more) other()
   }
 
   /**
-   * Calls `listener` once when the operation aborts (never when it already has: check `aborted`).
-   * Returns the function that removes it.
+   * Calls `listener` once when the operation aborts (never when it already has: check `aborted`),
+   * unless {@link offAbort} removes it first.
    */
-  onAbort(listener: () => void): () => void {
-    if (this.#aborted) return noop
-    this.#listeners ??= []
-    this.#listeners.push(listener)
-    return () => {
-      const at = this.#listeners?.indexOf(listener) ?? -1
-      if (at >= 0) this.#listeners?.splice(at, 1)
+  onAbort(listener: () => void): void {
+    if (this.#aborted) return
+    if (this.#listener === undefined) {
+      this.#listener = listener
+      return
     }
+    this.#moreListeners ??= []
+    this.#moreListeners.push(listener)
+  }
+
+  /** Removes a listener added by {@link onAbort}. */
+  offAbort(listener: () => void): void {
+    if (this.#listener === listener) {
+      this.#listener = undefined
+      return
+    }
+    const at = this.#moreListeners?.indexOf(listener) ?? -1
+    if (at >= 0) this.#moreListeners?.splice(at, 1)
   }
 
   /** Milliseconds left before the deadline, or undefined when there is none. */
@@ -105,8 +125,9 @@ export class Operation {
   dispose(): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     if (this.#onUserAbort !== undefined) this.#userSignal?.removeEventListener('abort', this.#onUserAbort)
-    this.#listeners = undefined
-    this.#registry.delete(this)
+    this.#listener = undefined
+    this.#moreListeners = undefined
+    this.#registry.delete(this.#registration)
     this.#disposed = true
     this.#resolveDone?.()
   }
@@ -125,14 +146,15 @@ export function raceOperation<T>(op: Operation, promise: Promise<T>, onLate: (va
   }
   return new Promise<T>((resolve, reject) => {
     let settled = false
-    const stopListening = op.onAbort(() => {
+    const onAbort = () => {
       if (settled) return
       settled = true
       reject(op.reason)
-    })
+    }
+    op.onAbort(onAbort)
     promise.then(
       (value) => {
-        stopListening()
+        op.offAbort(onAbort)
         if (settled) {
           onLate(value)
           return
@@ -141,7 +163,7 @@ export function raceOperation<T>(op: Operation, promise: Promise<T>, onLate: (va
         resolve(value)
       },
       (error: unknown) => {
-        stopListening()
+        op.offAbort(onAbort)
         if (settled) return
         settled = true
         reject(error)

@@ -1,9 +1,13 @@
 import type { Adapter, Row, SessionConnection } from '../adapter.js'
 import { LockLostError, SessionMovedError } from '../errors.js'
-import { keyId, type LockKey } from '../keys.js'
+import type { LockKey } from '../keys.js'
 import { type HandleOwner, LockHandleImpl } from '../lock-handle.js'
 import { KEEPALIVE, type LockMode, ROLLBACK_ANY, type Statement, sessionUnlock, UNLOCK_ALL } from '../sql.js'
 import { isSessionGone } from './classify.js'
+import type { Registry, RegistryEntry } from './registry.js'
+
+/** A settled promise, the initial value of the promises a session keeps. */
+const SETTLED: Promise<undefined> = Promise.resolve(undefined)
 
 type State = 'connecting' | 'open' | 'cleaning' | 'lost' | 'released'
 
@@ -11,8 +15,8 @@ type State = 'connecting' | 'open' | 'cleaning' | 'lost' | 'released'
 export interface SessionHooks {
   /** The session holds nothing, waits for nothing and is promised to nobody. */
   onIdle(session: Session): void
-  /** The connection went back to the adapter. */
-  onDisposed(session: Session): void
+  /** The locker's sessions: a session is in it from its creation until its connection goes back. */
+  readonly sessions: Registry<Session>
   /** The locker's keep-alive period for sessions that hold locks, if any. */
   readonly keepAliveMs: number | undefined
 }
@@ -33,14 +37,19 @@ export interface SessionHooks {
  */
 export class Session implements HandleOwner {
   readonly #adapter: Adapter<never>
-  readonly #holds = new Set<LockHandleImpl>()
+  /** The locks held here, each with its key's id (`keyId`). */
+  readonly #holds = new Map<LockHandleImpl, string>()
   /** Keys held here or promised to an acquire in progress on this session (see {@link reserve}). */
   readonly #keys = new Set<string>()
   readonly #hooks: SessionHooks
   /** A blocking wait runs (or is about to run) here: no other acquire may use this session. */
   #exclusive = false
-  /** Settles when the adapter's connection arrived (rejects when it could not be had). */
-  ready: Promise<void> = Promise.resolve()
+  /**
+   * Resolves when the adapter's connection arrived: with undefined when the session is open, with
+   * `{ error }` when it could not be had or was lost on the way. Never rejects, so that nobody has to
+   * attach a handler just in case.
+   */
+  ready: Promise<{ readonly error: unknown } | undefined> = SETTLED
   #conn: SessionConnection | undefined
   #state: State = 'connecting'
   #lostCause: unknown
@@ -48,14 +57,17 @@ export class Session implements HandleOwner {
   /** The backend that took the first lock; later statements must run on it. */
   #pid: number | undefined
   /** The statement in flight, settled or not (the core never runs two at once on a session). */
-  #inFlight: Promise<unknown> = Promise.resolve()
+  #inFlight: Promise<unknown> = SETTLED
   /** Statements sent and not yet settled. */
   #pending = 0
   #keepAlive: ReturnType<typeof setInterval> | undefined
 
+  readonly #registration: RegistryEntry<Session>
+
   constructor(adapter: Adapter<never>, hooks: SessionHooks) {
     this.#adapter = adapter
     this.#hooks = hooks
+    this.#registration = hooks.sessions.add(this)
   }
 
   /** Called by the adapter (through `onLost`) when the server session is gone. */
@@ -65,7 +77,7 @@ export class Session implements HandleOwner {
     const wasCleaning = this.#state === 'cleaning'
     this.#state = 'lost'
     this.#lostCause = cause
-    for (const handle of this.#holds) {
+    for (const handle of this.#holds.keys()) {
       handle.markLost(new LockLostError(handle.key, 'its connection ended', { cause }))
     }
     this.#holds.clear()
@@ -86,16 +98,15 @@ export class Session implements HandleOwner {
     this.ready = connecting.then(
       (conn) => {
         this.#attach(conn)
-        if (this.#state !== 'open') throw this.#lostCause ?? new Error('pglock: the session was lost')
+        if (this.#state === 'open') return undefined
+        return { error: this.#lostCause ?? new Error('pglock: the session was lost') }
       },
       (error: unknown) => {
         this.#state = 'released'
-        this.#hooks.onDisposed(this)
-        throw error
+        this.#hooks.sessions.delete(this.#registration)
+        return { error }
       },
     )
-    // Whoever waits for it hears the failure; when nobody does any more, nobody needs to.
-    this.ready.catch(() => {})
   }
 
   /** Takes the connection the adapter lent. */
@@ -111,7 +122,7 @@ export class Session implements HandleOwner {
   }
 
   /**
-   * Whether an acquire of `id` (a {@link keyId}) may try here without waiting: the session is (or is
+   * Whether an acquire of `id` (a `keyId`) may try here without waiting: the session is (or is
    * about to be) open, no blocking wait has it, and it neither holds nor tries that key already.
    */
   canTry(id: string): boolean {
@@ -203,7 +214,7 @@ export class Session implements HandleOwner {
   }
 
   /** One keep-alive tick: skipped while a statement runs; notices a dead or moved session. */
-  #keepAliveTick = (): void => {
+  #keepAliveTick(): void {
     if (this.#state !== 'open' || this.#pending > 0 || this.#holds.size === 0) return
     this.query(KEEPALIVE).then(
       (rows) => {
@@ -219,6 +230,15 @@ export class Session implements HandleOwner {
     )
   }
 
+  /**
+   * A cancel could not be delivered: without one, ending (or cleaning) the session is the only way
+   * to stop its wait, so the caller need not wait for the statement.
+   */
+  onCancelFailed(): boolean {
+    void this.dispose(true)
+    return true
+  }
+
   /** Cancels the statement in flight; rejects when the adapter cannot. */
   cancel(): Promise<void> {
     const conn = this.#conn
@@ -232,12 +252,12 @@ export class Session implements HandleOwner {
   addHold(key: LockKey, id: string, mode: LockMode, pid: unknown): LockHandleImpl {
     if (this.#pid === undefined && typeof pid === 'number') this.#pid = pid
     const handle = new LockHandleImpl(key, mode === 'shared', this)
-    this.#holds.add(handle)
+    this.#holds.set(handle, id)
     this.#keys.add(id)
     this.#exclusive = false
     const keepAliveMs = this.#hooks.keepAliveMs
     if (keepAliveMs !== undefined && this.#keepAlive === undefined) {
-      this.#keepAlive = setInterval(this.#keepAliveTick, keepAliveMs)
+      this.#keepAlive = setInterval(() => this.#keepAliveTick(), keepAliveMs)
       // Held locks do not keep the process alive on their own, and neither does their keep-alive.
       this.#keepAlive.unref?.()
     }
@@ -251,7 +271,8 @@ export class Session implements HandleOwner {
 
   /** The statement that unlocks, guarded so that it only runs on the backend that took the lock. */
   async unlock(handle: LockHandleImpl): Promise<void> {
-    if (!this.#holds.has(handle)) return
+    const id = this.#holds.get(handle)
+    if (id === undefined) return
     const mode: LockMode = handle.shared ? 'shared' : 'exclusive'
     let rows: readonly Row[]
     try {
@@ -272,7 +293,7 @@ export class Session implements HandleOwner {
     const row = rows[0]
     if (row?.released === true) {
       handle.markReleased()
-      this.#keys.delete(keyId(handle.key))
+      this.#keys.delete(id)
       this.#releaseIfIdle()
       return
     }
@@ -296,7 +317,7 @@ export class Session implements HandleOwner {
   /** Takes back every lock held on this session (locker close): holders see them lost, then they are unlocked. */
   async revokeAll(): Promise<void> {
     await Promise.all(
-      [...this.#holds].map((handle) =>
+      [...this.#holds.keys()].map((handle) =>
         handle.revoke(new LockLostError(handle.key, 'locker.close() released it while it was held')),
       ),
     )
@@ -309,12 +330,12 @@ export class Session implements HandleOwner {
     if (conn === undefined) return Promise.resolve()
     const wasOpen = this.#state === 'open'
     const mustDestroy = destroy || this.#holds.size > 0 || !wasOpen
-    for (const handle of this.#holds) {
+    for (const handle of this.#holds.keys()) {
       handle.markLost(new LockLostError(handle.key, 'its connection was discarded'))
     }
     this.#holds.clear()
     this.#keys.clear()
-    this.#hooks.onDisposed(this)
+    this.#hooks.sessions.delete(this.#registration)
     clearInterval(this.#keepAlive)
     const clean = mustDestroy && wasOpen && conn.destroyable === false
     if (wasOpen) this.#state = clean ? 'cleaning' : 'released'
