@@ -40,11 +40,15 @@ type PostgresFactory = (options: object) => DedicatedSql
 
 interface Dedicated {
   sql: DedicatedSql
+  /** Runs the core's statements on `sql`; made once. */
+  run: ReturnType<typeof runner>
+  /** Lent to the core (the idle timer then leaves it alone). */
+  lent: boolean
   /** Why the session is gone; the instance is never queried again (it would reconnect to a new backend). */
   dead?: unknown
   /** The core's listener while lent. */
   onLost?: ((cause: unknown) => void) | undefined
-  /** Ends it when it stays idle. */
+  /** Ends it when it stays idle; re-armed (not re-made) at each return. */
   timer?: ReturnType<typeof setTimeout>
 }
 
@@ -63,9 +67,13 @@ const TEXT_OID = 25
 const LOST = 'postgres.js: the lock connection closed; its session and locks are gone'
 
 let loading: Promise<PostgresFactory> | undefined
+let loaded: PostgresFactory | undefined
 /** Loaded on first use, so that packages offering a postgres.js flavour load without postgres installed. */
 const loadPostgres = () =>
-  (loading ??= import('postgres').then((module) => module.default as unknown as PostgresFactory))
+  (loading ??= import('postgres').then((module) => {
+    loaded = module.default as unknown as PostgresFactory
+    return loaded
+  }))
 
 /**
  * A pglock adapter for postgres.js: session locks on lock connections of its own (built from the
@@ -110,7 +118,7 @@ export function postgresjsAdapter(
     else onLost(cause)
   }
   const open = (postgres: PostgresFactory): Dedicated => {
-    const entry: Dedicated = {} as Dedicated
+    const entry = { lent: false } as Dedicated
     entry.sql = postgres({
       ...parsed,
       max: 1,
@@ -125,6 +133,7 @@ export function postgresjsAdapter(
       onparameter: undefined,
       onclose: () => markDead(entry, Object.assign(new Error(LOST), { code: 'CONNECTION_CLOSED' })),
     })
+    entry.run = runner(entry.sql, false, undefined)
     return entry
   }
   const freeSlot = () => {
@@ -136,15 +145,15 @@ export function postgresjsAdapter(
   return {
     name: 'postgres.js',
     async connect({ onLost }): Promise<SessionConnection> {
-      const postgres = await loadPostgres()
+      const postgres = loaded ?? (await loadPostgres())
       if (closed) throw adapterClosed()
       // The pool limit of the app's instance holds for lock connections too: waiters queue, first come first served.
       if (inUse < max) inUse++
       else await new Promise<void>((resolve, reject) => waiters.push({ resolve, reject }))
       const entry = idle.pop() ?? open(postgres)
-      clearTimeout(entry.timer)
+      entry.lent = true
       entry.onLost = onLost
-      const run = runner(entry.sql, false, undefined)
+      const run = entry.run
       return {
         async query(text, params) {
           if (entry.dead !== undefined) throw entry.dead
@@ -158,11 +167,18 @@ export function postgresjsAdapter(
         cancel: run.cancel,
         async release({ destroy }) {
           entry.onLost = undefined
+          entry.lent = false
           if (destroy || closed || entry.dead !== undefined) {
             await retire(entry)
           } else {
-            entry.timer = setTimeout(() => void retire(entry), idleTimeoutMs)
-            entry.timer.unref?.()
+            if (entry.timer === undefined) {
+              entry.timer = setTimeout(() => {
+                if (!entry.lent) void retire(entry)
+              }, idleTimeoutMs)
+              entry.timer.unref?.()
+            } else {
+              entry.timer.refresh()
+            }
             idle.push(entry)
           }
           freeSlot()
