@@ -16,7 +16,7 @@ export interface MachineInfo {
   readonly settings: Readonly<Record<string, string>>
   /** Exact driver versions, from bench/package.json. */
   readonly drivers: Readonly<Record<string, string>>
-  /** `git describe`-like commit of the work tree, with `-dirty` when it has changes. */
+  /** `git describe`-like commit of the work tree, with `-dirty` when it has changes (besides docs/bench.*). */
   readonly commit: string
 }
 
@@ -32,7 +32,13 @@ function commit(): string {
   try {
     const cwd = new URL('.', import.meta.url)
     const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd, encoding: 'utf8' }).trim()
-    const dirty = execFileSync('git', ['status', '--porcelain'], { cwd, encoding: 'utf8' }).trim() !== ''
+    // The chart and table this program publishes do not count: a second --publish run is not "dirty".
+    const status = execFileSync(
+      'git',
+      ['status', '--porcelain', '--', ':/', ':(exclude,top)docs/bench.md', ':(exclude,top)docs/bench.svg'],
+      { cwd, encoding: 'utf8' },
+    )
+    const dirty = status.trim() !== ''
     return dirty ? `${head}-dirty` : head
   } catch {
     return 'unknown'
