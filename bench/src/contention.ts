@@ -3,6 +3,8 @@
  * `pg_advisory_lock` (each worker on a pg Client of its own) is the floor; pglock on pg and on
  * postgres.js, and a polling lock (`pg_try_advisory_lock`, sleep 10 ms, retry), are measured beside it.
  */
+
+import { constants, PerformanceObserver } from 'node:perf_hooks'
 import { pgAdapter } from '@pglock/adapter-pg'
 import { postgresjsAdapter } from '@pglock/adapter-postgresjs'
 import { createLocker, type Locker, type LockHandle } from '@pglock/core'
@@ -247,6 +249,20 @@ async function runContention(
     const cpuEndTimer = setTimeout(() => {
       cpuInWindow = process.cpuUsage(cpuAtStart)
     }, ctx.counts.contentionWarmupMs + ctx.counts.contentionMs)
+    // Collections that start in the window (entries arrive a little later, with their start time).
+    const gcFrom = performance.now() + ctx.counts.contentionWarmupMs
+    const gcTo = gcFrom + ctx.counts.contentionMs
+    let gcMs = 0
+    let majorGcs = 0
+    const gcObserver = new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) {
+        if (entry.startTime < gcFrom || entry.startTime >= gcTo) continue
+        gcMs += entry.duration
+        const detail = (entry as { detail?: { kind?: number } }).detail
+        if (detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) majorGcs++
+      }
+    })
+    gcObserver.observe({ entryTypes: ['gc'] })
     const loop = async (worker: Contender, index: number) => {
       while (process.hrtime.bigint() < windowEnd) {
         const calledAt = process.hrtime.bigint()
@@ -274,6 +290,9 @@ async function runContention(
     } finally {
       clearTimeout(cpuStartTimer)
       clearTimeout(cpuEndTimer)
+      // Lets the observer receive the last entries of the window.
+      await sleep(20)
+      gcObserver.disconnect()
     }
     const acquisitions = perWorker.reduce((a, b) => a + b, 0)
     const seconds = ctx.counts.contentionMs / 1000
@@ -293,6 +312,8 @@ async function runContention(
       perWorker,
       minPerWorker: Math.min(...perWorker),
       maxPerWorker: Math.max(...perWorker),
+      gcMsPerSec: gcMs / (ctx.counts.contentionMs / 1000),
+      majorGcs,
       cpuCores:
         cpuInWindow === undefined
           ? Number.NaN

@@ -58,6 +58,9 @@ export interface ContentionRow {
   readonly starvedMin: number | undefined
   /** This process's CPU use during the window, in cores. */
   readonly cpuCores: number | undefined
+  /** Garbage-collection pause per second of window, and full collections in the window (medians). */
+  readonly gcMsPerSec: number | undefined
+  readonly majorGcs: number | undefined
   /** Statements the server ran per acquire → release cycle. */
   readonly statementsPerCycle: number | undefined
   readonly floorId: string | undefined
@@ -216,6 +219,8 @@ export function summarise(results: readonly CaseResult[]): Summary {
         ...leastFairRound(got),
         starvedMin: got.length === 0 ? undefined : Math.min(...got.map((s) => s.minPerWorker)),
         cpuCores: median(got.map((s) => s.cpuCores)),
+        gcMsPerSec: median(got.map((s) => s.gcMsPerSec)),
+        majorGcs: median(got.map((s) => s.majorGcs)),
         statementsPerCycle: perUnit(r, samples, (s) => s.cycles),
         floorId: r.floorId,
         handoffRatio:
