@@ -14,7 +14,7 @@ describe('Registry (the locker’s acquires and sessions)', () => {
     registry.delete(a) // head
     registry.delete(d) // tail
     expect(registry.values()).toEqual(['c'])
-    expect(registry.size).toBe(1)
+    expect(registry.values()).toHaveLength(1)
     registry.add('e')
     expect(registry.values()).toEqual(['c', 'e'])
     registry.delete(c)
@@ -27,7 +27,7 @@ describe('Registry (the locker’s acquires and sessions)', () => {
     registry.add(2)
     registry.delete(one)
     registry.delete(one)
-    expect(registry.size).toBe(1)
+    expect(registry.values()).toHaveLength(1)
     expect(registry.values()).toEqual([2])
   })
 

@@ -21,18 +21,12 @@ export interface RegistryEntry<T> {
 export class Registry<T> {
   #head: RegistryEntry<T> | undefined
   #tail: RegistryEntry<T> | undefined
-  #size = 0
-
-  get size(): number {
-    return this.#size
-  }
 
   add(value: T): RegistryEntry<T> {
     const entry: RegistryEntry<T> = { value, previous: this.#tail, next: undefined, removed: false }
     if (this.#tail === undefined) this.#head = entry
     else this.#tail.next = entry
     this.#tail = entry
-    this.#size++
     return entry
   }
 
@@ -47,7 +41,6 @@ export class Registry<T> {
     // A removed entry points at nothing, so that it keeps no other member alive.
     entry.previous = undefined
     entry.next = undefined
-    this.#size--
   }
 
   /** The first member (in the order they were added) that satisfies `predicate`. */
