@@ -2,17 +2,12 @@
  * From the samples of every round to the reported numbers: medians across rounds, ratios paired round
  * by round (case / its floor in the same round, then the median of those ratios), and the targets.
  */
-import type { ContentionSample, HeldSample, Sample, Section, UncontendedSample } from './cases.js'
+import type { BenchCase, ContentionSample, HeldSample, Sample, UncontendedSample } from './cases.js'
 import { median } from './stats.js'
 
 /** Everything one case produced: a sample (or an error) per round. */
-export interface CaseResult {
-  readonly id: string
-  readonly section: Section
-  readonly label: string
-  readonly short: string
-  readonly floorId?: string
-  readonly size?: number
+export interface CaseResult
+  extends Pick<BenchCase, 'id' | 'section' | 'label' | 'short' | 'floorId' | 'size'> {
   /** Index = round - 1; null where the round threw (see `errors`). */
   readonly samples: (Sample | null)[]
   /** Statements the server ran for the case in each round (pg_stat_statements); null when unknown. */
