@@ -15,6 +15,16 @@ export interface UncontendedSample {
   readonly p99Ns: number
   /** CPU time of this process (user + system) per operation: the client-side cost. */
   readonly cpuNsPerOp: number
+  /**
+   * pglock cases: their floor, run as many times in the same window, in blocks alternating with the
+   * case's; what the case's ratio divides by.
+   */
+  readonly paired?: {
+    readonly floorNsPerOp: number
+    readonly floorCpuNsPerOp: number
+    /** Floor operations including the warm-up: the server's statement count includes theirs. */
+    readonly floorTotalOps: number
+  }
 }
 
 /** One round of a contention case: `workers` loops of acquire → release on one key. */

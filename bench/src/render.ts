@@ -38,7 +38,8 @@ function tables(summary: Summary, ctx: ReportContext): Table[] {
       note:
         `${counts.ops.toLocaleString('en-US')} operations after ${counts.warmupOps} warm-up ` +
         `(advisory-lock: ${counts.advisoryLockOps}); medians of ${ctx.rounds} rounds; ratio = median of the ` +
-        "per-round case ÷ floor; CPU = this process's CPU time per operation (the client-side cost); " +
+        'per-round case ÷ floor, where a pglock case runs its floor in the same window, in blocks of 100 ' +
+        "operations taking turns with its own (floor µs/op is that run's); CPU = this process's CPU time per operation (the client-side cost); " +
         'stmts = statements the server ran per operation (pg_stat_statements).',
       headers: ['case', 'µs/op', 'p99 µs', 'CPU µs/op', 'stmts/op', 'floor', 'floor µs/op', 'ratio'],
       align: ['l', 'r', 'r', 'r', 'r', 'l', 'r', 'r'],

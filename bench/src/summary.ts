@@ -151,20 +151,43 @@ function leastFairRound(samples: readonly ContentionSample[]): {
   return { minPerWorker: worst?.minPerWorker, maxPerWorker: worst?.maxPerWorker }
 }
 
-/** Median over rounds of the case's statements ÷ units of work (operations, cycles). */
+/**
+ * Median over rounds of the case's statements ÷ units of work (operations, cycles); `others` are
+ * statements of that round that were not the case's (its paired floor's), or NaN when unknown.
+ */
 function perUnit<S extends Sample>(
   result: CaseResult,
   samples: readonly (S | null)[],
   units: (s: S) => number,
+  others: (s: S, round: number) => number = () => 0,
 ): number | undefined {
   return median(
     present(
       samples.map((s, round) => {
         const statements = result.statements[round]
-        return s === null || statements === null || statements === undefined ? null : statements / units(s)
+        if (s === null || statements === null || statements === undefined) return null
+        const perUnit = (statements - others(s, round)) / units(s)
+        return Number.isFinite(perUnit) ? perUnit : null
       }),
     ),
   )
+}
+
+/**
+ * The floor's statements in a round of a case that ran it alongside (its `paired` operations times
+ * the floor's own statements per operation in that round); NaN when the floor's count is unknown.
+ */
+function pairedFloorStatements(
+  sample: UncontendedSample,
+  floor: CaseResult | undefined,
+  floorSamples: readonly (UncontendedSample | null)[],
+  round: number,
+): number {
+  if (sample.paired === undefined) return 0
+  const floorSample = floorSamples[round]
+  const floorStatements = floor?.statements[round]
+  if (floorSample === null || floorSample === undefined || floorStatements == null) return Number.NaN
+  return (floorStatements / floorSample.totalOps) * sample.paired.floorTotalOps
 }
 
 export function summarise(results: readonly CaseResult[]): Summary {
@@ -177,6 +200,9 @@ export function summarise(results: readonly CaseResult[]): Summary {
       const floor = r.floorId === undefined ? undefined : byId.get(r.floorId)
       const floorSamples = of<UncontendedSample>(floor, 'uncontended')
       const us = (s: UncontendedSample) => s.nsPerOp / 1000
+      // A case that ran its floor alongside is divided by that run of the floor, round by round.
+      const paired = present(samples).some((s) => s.paired !== undefined)
+      const pairedFloorNs = (s: UncontendedSample) => s.paired?.floorNsPerOp ?? Number.NaN
       return {
         id: r.id,
         label: r.label,
@@ -185,11 +211,26 @@ export function summarise(results: readonly CaseResult[]): Summary {
         usPerOp: median(present(samples).map(us)),
         p99Us: median(present(samples).map((s) => s.p99Ns / 1000)),
         cpuUsPerOp: median(present(samples).map((s) => s.cpuNsPerOp / 1000)),
-        statementsPerOp: perUnit(r, samples, (s) => s.totalOps),
+        statementsPerOp: perUnit(
+          r,
+          samples,
+          (s) => s.totalOps,
+          (s, round) => pairedFloorStatements(s, floor, floorSamples, round),
+        ),
         floorId: r.floorId,
         floorLabel: floor?.label,
-        floorUsPerOp: median(present(floorSamples).map(us)),
-        ratio: floor === undefined ? undefined : pairedRatio(samples, floorSamples, (s) => s.nsPerOp),
+        floorUsPerOp: paired
+          ? median(present(samples).map((s) => pairedFloorNs(s) / 1000))
+          : median(present(floorSamples).map(us)),
+        ratio: paired
+          ? median(
+              present(samples)
+                .map((s) => s.nsPerOp / pairedFloorNs(s))
+                .filter(Number.isFinite),
+            )
+          : floor === undefined
+            ? undefined
+            : pairedRatio(samples, floorSamples, (s) => s.nsPerOp),
       }
     })
 

@@ -21,21 +21,74 @@ import { benchSessions, randomKey, waitUntil } from './util.js'
 const POOL_MAX = 4
 const APP_NAME = `${APP_NAME_PREFIX}-uncontended`
 
-/** Runs `op` `warmup` times, then `ops` times, timing each. */
-async function measure(op: () => Promise<void>, warmup: number, ops: number): Promise<UncontendedSample> {
-  for (let i = 0; i < warmup; i++) await op()
-  const latencies = new Float64Array(ops)
-  const cpuStart = process.cpuUsage()
-  const start = process.hrtime.bigint()
-  let previous = start
-  for (let i = 0; i < ops; i++) {
+/**
+ * Operations per block when a case alternates with its floor: long enough that switching costs
+ * nothing measurable, short enough (tens of ms) that the machine's drift hits both alike.
+ */
+const BLOCK_OPS = 100
+
+/** A floor's operation, on a resource opened for the case (and closed with it). */
+interface Floor<T> {
+  open(ctx: RunContext): Promise<T>
+  op(resource: T, key: bigint): Promise<void>
+  close(resource: T): Promise<void>
+}
+
+/** CPU time of this process since `from`, in ns. */
+function cpuNsSince(from: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(from)
+  return (used.user + used.system) * 1000
+}
+
+/**
+ * Runs `op` `warmup` times, then `ops` times, timing each. With `floorOp`, the floor runs as many
+ * times, in blocks of {@link BLOCK_OPS} that alternate with the case's (which block goes first
+ * alternates too), and is timed apart: the case ÷ floor ratio then compares the two over the same
+ * seconds of the machine's time.
+ */
+async function measure(
+  op: () => Promise<void>,
+  warmup: number,
+  ops: number,
+  floorOp?: () => Promise<void>,
+): Promise<UncontendedSample> {
+  for (let i = 0; i < warmup; i++) {
     await op()
-    const now = process.hrtime.bigint()
-    latencies[i] = elapsedNs(previous, now)
-    previous = now
+    await floorOp?.()
   }
-  const totalNs = elapsedNs(start, previous)
-  const cpu = process.cpuUsage(cpuStart)
+  const latencies = new Float64Array(ops)
+  let totalNs = 0
+  let cpuNs = 0
+  let floorNs = 0
+  let floorCpuNs = 0
+  const runCase = async (from: number, n: number) => {
+    const cpuStart = process.cpuUsage()
+    const start = process.hrtime.bigint()
+    let previous = start
+    for (let i = from; i < from + n; i++) {
+      await op()
+      const now = process.hrtime.bigint()
+      latencies[i] = elapsedNs(previous, now)
+      previous = now
+    }
+    totalNs += elapsedNs(start, previous)
+    cpuNs += cpuNsSince(cpuStart)
+  }
+  const runFloor = async (n: number) => {
+    if (floorOp === undefined) return
+    const cpuStart = process.cpuUsage()
+    const start = process.hrtime.bigint()
+    for (let i = 0; i < n; i++) await floorOp()
+    floorNs += elapsedNs(start, process.hrtime.bigint())
+    floorCpuNs += cpuNsSince(cpuStart)
+  }
+  const block = floorOp === undefined ? ops : BLOCK_OPS
+  for (let done = 0, turn = 0; done < ops; done += block, turn++) {
+    const n = Math.min(block, ops - done)
+    if (turn % 2 === 1) await runFloor(n)
+    await runCase(done, n)
+    if (turn % 2 === 0) await runFloor(n)
+  }
   const sorted = Array.from(latencies)
   return {
     kind: 'uncontended',
@@ -45,21 +98,49 @@ async function measure(op: () => Promise<void>, warmup: number, ops: number): Pr
     nsPerOp: totalNs / ops,
     p50Ns: quantile(sorted, 0.5) ?? Number.NaN,
     p99Ns: quantile(sorted, 0.99) ?? Number.NaN,
-    cpuNsPerOp: ((cpu.user + cpu.system) * 1000) / ops,
+    cpuNsPerOp: cpuNs / ops,
+    ...(floorOp === undefined
+      ? {}
+      : {
+          paired: {
+            floorNsPerOp: floorNs / ops,
+            floorCpuNsPerOp: floorCpuNs / ops,
+            floorTotalOps: warmup + ops,
+          },
+        }),
   }
 }
 
-/** Opens something, measures `op` on it with the context's counts, and always closes it. */
-async function measureOn<T>(
+/**
+ * Opens something, measures `op` on it with the context's counts, and always closes it; with a
+ * `floor`, opens that too and measures it alongside (see {@link measure}).
+ */
+async function measureOn<T, F = never>(
   ctx: RunContext,
   open: () => Promise<T>,
   op: (resource: T, key: bigint) => Promise<void>,
   close: (resource: T) => Promise<void>,
+  floor?: Floor<F>,
 ): Promise<UncontendedSample> {
   const resource = await open()
   try {
     const key = randomKey()
-    return await measure(() => op(resource, key), ctx.counts.warmupOps, ctx.counts.ops)
+    if (floor === undefined) {
+      return await measure(() => op(resource, key), ctx.counts.warmupOps, ctx.counts.ops)
+    }
+    const floorResource = await floor.open(ctx)
+    try {
+      // A key of its own: the floor's lock must never wait for the case's.
+      const floorKey = randomKey()
+      return await measure(
+        () => op(resource, key),
+        ctx.counts.warmupOps,
+        ctx.counts.ops,
+        () => floor.op(floorResource, floorKey),
+      )
+    } finally {
+      await floor.close(floorResource)
+    }
   } finally {
     await close(resource)
   }
@@ -79,123 +160,134 @@ async function closeHeldPgClient({ pool, client }: { pool: pg.Pool; client: pg.P
   await pool.end()
 }
 
-function floorCases(): BenchCase[] {
-  return [
-    {
-      id: 'pg/floor-a',
-      section: 'uncontended',
-      label: 'pg floor (a): lock + unlock on a held connection',
-      short: 'pg (a) lock + unlock',
-      run: (ctx) =>
-        measureOn(
-          ctx,
-          () => heldPgClient(ctx.url),
-          async ({ client }, key) => {
-            await client.query(LOCK, [String(key)])
-            await client.query(UNLOCK, [String(key)])
-          },
-          closeHeldPgClient,
-        ),
-    },
-    {
-      id: 'pg/floor-b',
-      section: 'uncontended',
-      label: 'pg floor (b): pool.connect + lock + unlock + release',
-      short: 'pg (b) connect + lock + unlock + release',
-      run: (ctx) =>
-        measureOn(
-          ctx,
-          async () => pgPool(ctx.url, { max: POOL_MAX, applicationName: APP_NAME }),
-          async (pool, key) => {
-            const client = await pool.connect()
-            try {
-              await client.query(LOCK, [String(key)])
-              await client.query(UNLOCK, [String(key)])
-            } finally {
-              client.release()
-            }
-          },
-          (pool) => pool.end(),
-        ),
-    },
-    {
-      id: 'pg/floor-c',
-      section: 'uncontended',
-      label: 'pg floor (c): BEGIN + xact lock + COMMIT on a held connection',
-      short: 'pg (c) BEGIN + xact lock + COMMIT',
-      run: (ctx) =>
-        measureOn(
-          ctx,
-          () => heldPgClient(ctx.url),
-          async ({ client }, key) => {
-            await client.query('BEGIN')
-            await client.query(XACT_LOCK, [String(key)])
-            await client.query('COMMIT')
-          },
-          closeHeldPgClient,
-        ),
-    },
-    {
-      id: 'postgresjs/floor-a',
-      section: 'uncontended',
-      label: 'postgres.js floor (a): lock + unlock on a reserved connection',
-      short: 'postgres.js (a) lock + unlock',
-      run: (ctx) =>
-        measureOn(
-          ctx,
-          async () => {
-            const sql = postgres(ctx.url, postgresjsOptions({ max: POOL_MAX, applicationName: APP_NAME }))
-            return { sql, reserved: await sql.reserve() }
-          },
-          async ({ reserved }, key) => {
-            await reserved`SELECT pg_advisory_lock(${String(key)}::bigint) IS NOT NULL AS acquired`
-            await reserved`SELECT pg_advisory_unlock(${String(key)}::bigint) AS released`
-          },
-          async ({ sql, reserved }) => {
-            reserved.release()
-            await sql.end({ timeout: 5 })
-          },
-        ),
-    },
-    {
-      id: 'postgresjs/floor-b',
-      section: 'uncontended',
-      label: 'postgres.js floor (b): sql.reserve + lock + unlock + release',
-      short: 'postgres.js (b) reserve + lock + unlock + release',
-      run: (ctx) =>
-        measureOn(
-          ctx,
-          async () => postgres(ctx.url, postgresjsOptions({ max: POOL_MAX, applicationName: APP_NAME })),
-          async (sql, key) => {
-            const reserved = await sql.reserve()
-            try {
-              await reserved`SELECT pg_advisory_lock(${String(key)}::bigint) IS NOT NULL AS acquired`
-              await reserved`SELECT pg_advisory_unlock(${String(key)}::bigint) AS released`
-            } finally {
-              reserved.release()
-            }
-          },
-          (sql) => sql.end({ timeout: 5 }),
-        ),
-    },
-  ]
-}
+type PostgresSql = ReturnType<typeof postgres>
+
+/** The raw drivers doing pglock's round trips: the floors, by case id. */
+const FLOORS = {
+  'pg/floor-a': {
+    label: 'pg floor (a): lock + unlock on a held connection',
+    short: 'pg (a) lock + unlock',
+    floor: {
+      open: (ctx) => heldPgClient(ctx.url),
+      async op({ client }, key) {
+        await client.query(LOCK, [String(key)])
+        await client.query(UNLOCK, [String(key)])
+      },
+      close: closeHeldPgClient,
+    } satisfies Floor<{ pool: pg.Pool; client: pg.PoolClient }>,
+  },
+  'pg/floor-b': {
+    label: 'pg floor (b): pool.connect + lock + unlock + release',
+    short: 'pg (b) connect + lock + unlock + release',
+    floor: {
+      open: async (ctx) => pgPool(ctx.url, { max: POOL_MAX, applicationName: APP_NAME }),
+      async op(pool, key) {
+        const client = await pool.connect()
+        try {
+          await client.query(LOCK, [String(key)])
+          await client.query(UNLOCK, [String(key)])
+        } finally {
+          client.release()
+        }
+      },
+      close: (pool) => pool.end(),
+    } satisfies Floor<pg.Pool>,
+  },
+  'pg/floor-c': {
+    label: 'pg floor (c): BEGIN + xact lock + COMMIT on a held connection',
+    short: 'pg (c) BEGIN + xact lock + COMMIT',
+    floor: {
+      open: (ctx) => heldPgClient(ctx.url),
+      async op({ client }, key) {
+        await client.query('BEGIN')
+        await client.query(XACT_LOCK, [String(key)])
+        await client.query('COMMIT')
+      },
+      close: closeHeldPgClient,
+    } satisfies Floor<{ pool: pg.Pool; client: pg.PoolClient }>,
+  },
+  'postgresjs/floor-a': {
+    label: 'postgres.js floor (a): lock + unlock on a reserved connection',
+    short: 'postgres.js (a) lock + unlock',
+    floor: {
+      async open(ctx) {
+        const sql = postgres(ctx.url, postgresjsOptions({ max: POOL_MAX, applicationName: APP_NAME }))
+        return { sql, reserved: await sql.reserve() }
+      },
+      async op({ reserved }, key) {
+        await reserved`SELECT pg_advisory_lock(${String(key)}::bigint) IS NOT NULL AS acquired`
+        await reserved`SELECT pg_advisory_unlock(${String(key)}::bigint) AS released`
+      },
+      async close({ sql, reserved }) {
+        reserved.release()
+        await sql.end({ timeout: 5 })
+      },
+    } satisfies Floor<{ sql: PostgresSql; reserved: Awaited<ReturnType<PostgresSql['reserve']>> }>,
+  },
+  'postgresjs/floor-b': {
+    label: 'postgres.js floor (b): sql.reserve + lock + unlock + release',
+    short: 'postgres.js (b) reserve + lock + unlock + release',
+    floor: {
+      open: async (ctx) => postgres(ctx.url, postgresjsOptions({ max: POOL_MAX, applicationName: APP_NAME })),
+      async op(sql, key) {
+        const reserved = await sql.reserve()
+        try {
+          await reserved`SELECT pg_advisory_lock(${String(key)}::bigint) IS NOT NULL AS acquired`
+          await reserved`SELECT pg_advisory_unlock(${String(key)}::bigint) AS released`
+        } finally {
+          reserved.release()
+        }
+      },
+      close: (sql) => sql.end({ timeout: 5 }),
+    } satisfies Floor<PostgresSql>,
+  },
+} as const
+
+type FloorId = keyof typeof FLOORS
 
 /** The floor of a transaction-scoped lock on each adapter: its own transaction API with the raw statement. */
-function transactionFloorCase(id: SubjectId, label: string, short: string): BenchCase {
+function transactionFloor(id: SubjectId): Floor<OpenSubject> {
   return {
-    id: `${id}/floor-c`,
+    open: (ctx) => openSubject(id, ctx.url, { max: POOL_MAX, applicationName: APP_NAME }),
+    op: (subject, key) => subject.rawLockInTransaction(key),
+    close: (subject) => subject.close(),
+  }
+}
+
+/** The floor a case id names: one of {@link FLOORS}, or an adapter's transaction floor (`<id>/floor-c`). */
+function floorOf(floorId: string): Floor<never> {
+  const known = (FLOORS as Record<string, { floor: Floor<unknown> } | undefined>)[floorId]
+  if (known !== undefined) return known.floor as Floor<never>
+  const subject = SUBJECTS.find((s) => floorId === `${s.id}/floor-c`)
+  if (subject === undefined) throw new Error(`bench: no floor ${floorId}`)
+  return transactionFloor(subject.id) as Floor<never>
+}
+
+/** A floor measured on its own (its row in the table). */
+function floorCase(id: string, label: string, short: string, floor: Floor<never>): BenchCase {
+  return {
+    id,
     section: 'uncontended',
     label,
     short,
     run: (ctx) =>
       measureOn(
         ctx,
-        () => openSubject(id, ctx.url, { max: POOL_MAX, applicationName: APP_NAME }),
-        (subject, key) => subject.rawLockInTransaction(key),
-        (subject) => subject.close(),
+        () => floor.open(ctx),
+        (resource, key) => floor.op(resource, key),
+        (resource) => floor.close(resource),
       ),
   }
+}
+
+function floorCases(): BenchCase[] {
+  return (Object.keys(FLOORS) as FloorId[]).map((id) =>
+    floorCase(id, FLOORS[id].label, FLOORS[id].short, floorOf(id)),
+  )
+}
+
+function transactionFloorCase(id: SubjectId, label: string, short: string): BenchCase {
+  return floorCase(`${id}/floor-c`, label, short, floorOf(`${id}/floor-c`))
 }
 
 /** The operations measured for pglock on every adapter. */
@@ -268,18 +360,21 @@ function pglockCases(): BenchCase[] {
       )
     }
     for (const operation of PGLOCK_OPERATIONS) {
+      const floorId =
+        operation.scope === 'session' ? `${subject.sessionFloor}/floor-b` : `${subject.id}/floor-c`
       cases.push({
         id: `pglock-${subject.id}/${operation.op}`,
         section: 'uncontended',
         label: `pglock ${subject.label}: ${operation.label}`,
         short: `${subject.short}: ${operation.short}`,
-        floorId: operation.scope === 'session' ? `${subject.sessionFloor}/floor-b` : `${subject.id}/floor-c`,
+        floorId,
         run: (ctx) =>
           measureOn(
             ctx,
             () => openSubject(subject.id, ctx.url, { max: POOL_MAX, applicationName: APP_NAME }),
             (open, key) => operation.run(open, key),
             (open) => open.close(),
+            floorOf(floorId),
           ),
       })
     }
