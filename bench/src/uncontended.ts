@@ -151,11 +151,15 @@ const UNLOCK = 'SELECT pg_advisory_unlock($1::bigint) AS released'
 const XACT_LOCK = 'SELECT pg_advisory_xact_lock($1::bigint) IS NOT NULL AS acquired'
 
 /** A pg client checked out once for the whole case (a "held connection"), with its pool. */
-async function heldPgClient(url: string): Promise<{ pool: pg.Pool; client: pg.PoolClient }> {
+interface HeldPgClient {
+  readonly pool: pg.Pool
+  readonly client: pg.PoolClient
+}
+async function heldPgClient(url: string): Promise<HeldPgClient> {
   const pool = pgPool(url, { max: POOL_MAX, applicationName: APP_NAME })
   return { pool, client: await pool.connect() }
 }
-async function closeHeldPgClient({ pool, client }: { pool: pg.Pool; client: pg.PoolClient }) {
+async function closeHeldPgClient({ pool, client }: HeldPgClient) {
   client.release()
   await pool.end()
 }
@@ -174,7 +178,7 @@ const FLOORS = {
         await client.query(UNLOCK, [String(key)])
       },
       close: closeHeldPgClient,
-    } satisfies Floor<{ pool: pg.Pool; client: pg.PoolClient }>,
+    } satisfies Floor<HeldPgClient>,
   },
   'pg/floor-b': {
     label: 'pg floor (b): pool.connect + lock + unlock + release',
@@ -204,7 +208,7 @@ const FLOORS = {
         await client.query('COMMIT')
       },
       close: closeHeldPgClient,
-    } satisfies Floor<{ pool: pg.Pool; client: pg.PoolClient }>,
+    } satisfies Floor<HeldPgClient>,
   },
   'postgresjs/floor-a': {
     label: 'postgres.js floor (a): lock + unlock on a reserved connection',
