@@ -293,6 +293,48 @@ describe('postgres.js adapter: transaction scope', () => {
     await handle.release()
   })
 
+  it('round trips in sql.begin (status unknown): SAVEPOINT, lock, RELEASE; the caller’s timeouts only add the override', async () => {
+    const { sql, locker, app } = setup()
+    /** The statements the core sends on `tx`, each reduced to its first words or its lock function. */
+    const counted = (tx: PostgresSqlLike, sent: string[]): PostgresSqlLike => ({
+      typed: tx.typed.bind(tx),
+      unsafe(text, parameters, options) {
+        const lock = /pg_(try_)?advisory_xact_lock/.exec(text)?.[0]
+        const setting = /set_config\('lock_timeout'/.test(text) ? 'set_config' : undefined
+        sent.push(lock ?? setting ?? text.split(' ').slice(0, 2).join(' '))
+        return tx.unsafe(text, parameters, options)
+      },
+    })
+    const key = randomKey()
+    const sent: string[] = []
+    await sql.begin(async (tx) => {
+      await locker.transaction(counted(tx, sent)).acquire(key)
+      expect(sent.splice(0)).toEqual(['SAVEPOINT pglock_wait', 'pg_advisory_xact_lock', 'RELEASE SAVEPOINT'])
+      expect((await admin.locks(key)).map((l) => l.applicationName)).toEqual([app])
+      expect(await locker.transaction(counted(tx, sent)).tryAcquire(randomKey())).toBe(true)
+      expect(sent.splice(0)).toEqual([
+        'SAVEPOINT pglock_wait',
+        'pg_try_advisory_xact_lock',
+        'RELEASE SAVEPOINT',
+      ])
+      // The caller's own lock_timeout: the one-statement lock declines (NULL), the override route follows.
+      await tx`SET LOCAL lock_timeout = '7s'`
+      const other = randomKey()
+      await locker.transaction(counted(tx, sent)).acquire(other)
+      expect(sent.splice(0)).toEqual([
+        'SAVEPOINT pglock_wait',
+        'pg_advisory_xact_lock',
+        'set_config',
+        'pg_advisory_xact_lock',
+        'set_config',
+        'RELEASE SAVEPOINT',
+      ])
+      expect(await tx`SELECT current_setting('lock_timeout') AS v`).toEqual([{ v: '7s' }])
+      expect((await admin.locks(other)).map((l) => l.applicationName)).toEqual([app])
+    })
+    expect(await admin.locks(key)).toEqual([])
+  })
+
   it('refuses the instance itself without sending anything', async () => {
     const { sql, locker, app } = setup()
     await expect(locker.transaction(sql).acquire(randomKey())).rejects.toBeInstanceOf(NotInTransactionError)

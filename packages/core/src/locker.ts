@@ -622,6 +622,9 @@ class LockerImpl<Tx> implements Locker<Tx> {
     const status = conn.transactionStatus()
     if (status === 'idle')
       throw new NotInTransactionError(`the ${this.#adapter.name} connection is not in a transaction`)
+    // An untimed wait first tries the one-statement lock, which says (NULL) when the caller's
+    // lock_timeout or statement_timeout would cut it short; only then are they overridden.
+    let unlimitedFirst = !noWait && options.timeoutMs === undefined
     if (status !== 'unknown') {
       if (noWait) {
         // Never waits, so it needs no savepoint; an abort after it was sent cannot undo an xact lock.
@@ -642,15 +645,19 @@ class LockerImpl<Tx> implements Locker<Tx> {
         }
         if (row?.acquired === true) return true
         // NULL: the caller's lock_timeout or statement_timeout is set; override them under a savepoint.
+        unlimitedFirst = false
       }
     }
-    return this.#lockUnderSavepoint(conn, key, mode, noWait, op, options.timeoutMs)
+    return this.#lockUnderSavepoint(conn, key, mode, noWait, op, options.timeoutMs, unlimitedFirst)
   }
 
   /**
    * A wait inside the caller's transaction, under a savepoint so that a timeout, cancel or deadlock
    * leaves the transaction usable, with `lock_timeout` / `statement_timeout` set for the wait and
-   * put back by hand afterwards (RELEASE SAVEPOINT keeps setting changes).
+   * put back by hand afterwards (RELEASE SAVEPOINT keeps setting changes). With `unlimitedFirst`
+   * (an untimed wait), the one-statement lock is tried first: the settings are only touched when it
+   * finds the caller's lock_timeout or statement_timeout set (SAVEPOINT, lock, RELEASE in the common
+   * case rather than five statements).
    */
   async #lockUnderSavepoint(
     conn: TransactionConnection,
@@ -659,6 +666,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
     noWait: boolean,
     op: Operation,
     timeoutMs: number | undefined,
+    unlimitedFirst: boolean,
   ): Promise<boolean> {
     const run = (statement: Statement) => conn.query(statement.text, statement.params)
     try {
@@ -673,13 +681,6 @@ class LockerImpl<Tx> implements Locker<Tx> {
     }
     let acquired: boolean
     try {
-      let previous: Row | undefined
-      if (!noWait) {
-        const remaining = op.remainingMs()
-        previous = (
-          await run(setLocalTimeouts(remaining === undefined ? '0' : lockTimeoutSetting(remaining), '0'))
-        )[0]
-      }
       if (op.aborted) throw op.reason
       const waitable: Waitable = {
         query: run,
@@ -688,11 +689,19 @@ class LockerImpl<Tx> implements Locker<Tx> {
         // The caller's transaction cannot be discarded: the wait then ends on its own terms.
         onCancelFailed: () => false,
       }
-      const rows = await this.#waitOnServer(
-        waitable,
-        noWait ? xactTryLock(key, mode) : xactLock(key, mode),
-        op,
-      )
+      let rows = unlimitedFirst ? await this.#waitOnServer(waitable, xactLockIfUnlimited(key, mode), op) : []
+      let previous: Row | undefined
+      // NULL (or not tried): the caller's lock_timeout or statement_timeout is set; override them.
+      if (rows[0]?.acquired !== true) {
+        if (!noWait) {
+          const remaining = op.remainingMs()
+          previous = (
+            await run(setLocalTimeouts(remaining === undefined ? '0' : lockTimeoutSetting(remaining), '0'))
+          )[0]
+        }
+        if (op.aborted) throw op.reason
+        rows = await this.#waitOnServer(waitable, noWait ? xactTryLock(key, mode) : xactLock(key, mode), op)
+      }
       // Granted as an abort landed: rolling back to the savepoint below frees the lock again.
       if (op.aborted) throw op.reason
       acquired = rows[0]?.acquired === true
