@@ -19,8 +19,11 @@ import postgres from 'postgres'
 /** The adapters, by the id used in case ids. */
 export type SubjectId = 'pg' | 'postgresjs' | 'kysely' | 'drizzle' | 'databases'
 
-/** The raw driver whose session-lock floor applies to an adapter (the driver its session locks run on). */
-export type FloorDriver = 'pg' | 'postgresjs'
+/**
+ * The driver whose session-lock floor applies to an adapter: the one its session locks run on (Kysely
+ * and Drizzle lend connections of the pg Pool; @databases/pg lends them through its own `db.task()`).
+ */
+export type FloorDriver = 'pg' | 'postgresjs' | 'databases'
 
 export interface SubjectInfo {
   readonly id: SubjectId
@@ -35,7 +38,7 @@ export const SUBJECTS: readonly SubjectInfo[] = [
   { id: 'postgresjs', label: 'postgres.js', short: 'postgres.js', sessionFloor: 'postgresjs' },
   { id: 'kysely', label: 'Kysely (pg)', short: 'Kysely', sessionFloor: 'pg' },
   { id: 'drizzle', label: 'Drizzle (node-postgres)', short: 'Drizzle', sessionFloor: 'pg' },
-  { id: 'databases', label: '@databases/pg', short: '@databases/pg', sessionFloor: 'pg' },
+  { id: 'databases', label: '@databases/pg', short: '@databases/pg', sessionFloor: 'databases' },
 ]
 
 /** One open driver with its locker. */
@@ -190,13 +193,18 @@ async function openDrizzle(url: string, options: OpenOptions): Promise<OpenSubje
   }
 }
 
-async function openDatabases(url: string, options: OpenOptions): Promise<OpenSubject> {
-  const db = createConnectionPool.default({
+/** An @databases/pg ConnectionPool. */
+export function databasesPool(url: string, options: OpenOptions) {
+  return createConnectionPool.default({
     connectionString: url,
     poolSize: options.max,
     applicationName: options.applicationName,
     bigIntMode: 'number',
   })
+}
+
+async function openDatabases(url: string, options: OpenOptions): Promise<OpenSubject> {
+  const db = databasesPool(url, options)
   const locker = createLocker(databasesAdapter(db))
   return {
     locker,

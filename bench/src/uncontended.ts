@@ -2,12 +2,15 @@
  * Uncontended cases: one operation after another on a free key. The raw drivers doing the same round
  * trips are the floors; pglock on each adapter, and the advisory-lock package, are measured beside them.
  */
+
+import { sql as databasesSql } from '@databases/pg'
 import advisoryLock from 'advisory-lock'
 import type pg from 'pg'
 import postgres from 'postgres'
 import { APP_NAME_PREFIX, type BenchCase, type RunContext, type UncontendedSample } from './cases.js'
 import { elapsedNs, quantile } from './stats.js'
 import {
+  databasesPool,
   type OpenSubject,
   openSubject,
   pgPool,
@@ -245,6 +248,22 @@ const FLOORS = {
       close: (sql) => sql.end({ timeout: 5 }),
     } satisfies Floor<PostgresSql>,
   },
+  'databases/floor-b': {
+    label: '@databases/pg floor (b): db.task + lock + unlock',
+    short: '@databases/pg (b) task + lock + unlock',
+    floor: {
+      open: async (ctx) => databasesPool(ctx.url, { max: POOL_MAX, applicationName: APP_NAME }),
+      async op(db, key) {
+        await db.task(async (conn) => {
+          await conn.query(
+            databasesSql`SELECT pg_advisory_lock(${String(key)}::bigint) IS NOT NULL AS acquired`,
+          )
+          await conn.query(databasesSql`SELECT pg_advisory_unlock(${String(key)}::bigint) AS released`)
+        })
+      },
+      close: (db) => db.dispose(),
+    } satisfies Floor<ReturnType<typeof databasesPool>>,
+  },
 } as const
 
 type FloorId = keyof typeof FLOORS
@@ -426,6 +445,7 @@ export function uncontendedCases(): BenchCase[] {
   const floors = floorCases()
   const pgFloors = floors.filter((c) => c.id.startsWith('pg/'))
   const pjsFloors = floors.filter((c) => c.id.startsWith('postgresjs/'))
+  const databasesFloors = floors.filter((c) => c.id.startsWith('databases/'))
   const pglock = pglockCases()
   const pglockOf = (id: SubjectId) =>
     pglock.filter((c) => c.id.startsWith(`pglock-${id}/`) || c.id === `${id}/floor-c`)
@@ -442,6 +462,7 @@ export function uncontendedCases(): BenchCase[] {
     ...pglockOf('postgresjs'),
     ...pglockOf('kysely'),
     ...pglockOf('drizzle'),
+    ...databasesFloors,
     ...pglockOf('databases'),
   ]
 }
