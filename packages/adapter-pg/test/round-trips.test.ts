@@ -117,6 +117,52 @@ describe('round trips per acquire (pg)', () => {
     expect(take().statements).toEqual(['pg_try_advisory_lock', 'pg_advisory_unlock'])
   })
 
+  it('transaction-scoped: the lock alone; a signal adds a savepoint around it, a timeout the settings too', async () => {
+    const pool = new pg.Pool({ connectionString: url, max: 2 })
+    pool.on('error', () => {})
+    const locker = createLocker(pgAdapter(pool))
+    const client = await pool.connect()
+    onTestFinished(async () => {
+      client.release()
+      await locker.close()
+      await pool.end()
+    })
+    const sent: string[] = []
+    type Config = { text: string } | string
+    const query = client.query.bind(client) as (config: Config, values?: unknown[]) => unknown
+    ;(client as unknown as { query: typeof query }).query = (config, values) => {
+      const text = typeof config === 'string' ? config : config.text
+      sent.push(
+        /pg_(try_)?advisory_xact_lock/.exec(text)?.[0] ??
+          (text.includes('set_config(') ? 'set_config' : text),
+      )
+      return query(config, values)
+    }
+    await client.query('BEGIN')
+    sent.splice(0)
+    const tx = locker.transaction(client)
+    const [plain, signalled, timed] = [randomKey(), randomKey(), randomKey()]
+    await tx.acquire(plain)
+    expect(sent.splice(0)).toEqual(['pg_advisory_xact_lock'])
+    await tx.acquire(signalled, { signal: new AbortController().signal })
+    expect(sent.splice(0)).toEqual([
+      'SAVEPOINT pglock_wait',
+      'pg_advisory_xact_lock',
+      'RELEASE SAVEPOINT pglock_wait',
+    ])
+    await tx.acquire(timed, { timeoutMs: 5_000 })
+    expect(sent.splice(0)).toEqual([
+      'SAVEPOINT pglock_wait',
+      'set_config',
+      'pg_advisory_xact_lock',
+      'set_config',
+      'RELEASE SAVEPOINT pglock_wait',
+    ])
+    for (const key of [plain, signalled, timed]) expect(await admin.locks(key)).toHaveLength(1)
+    await client.query('COMMIT')
+    for (const key of [plain, signalled, timed]) expect(await admin.locks(key)).toEqual([])
+  })
+
   it('statements on lent connections are prepared (named), unless prepare: false', async () => {
     const prepared = countingLocker()
     await (await prepared.locker.acquire(randomKey())).release()
