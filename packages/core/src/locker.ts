@@ -691,7 +691,8 @@ class LockerImpl<Tx> implements Locker<Tx> {
       }
       let rows = unlimitedFirst ? await this.#waitOnServer(waitable, xactLockIfUnlimited(key, mode), op) : []
       let previous: Row | undefined
-      // NULL (or not tried): the caller's lock_timeout or statement_timeout is set; override them.
+      // Not tried (a timed wait, or a try), or NULL (the caller's lock_timeout or statement_timeout is
+      // set): a wait sets both for itself and puts them back after it; a try needs neither.
       if (rows[0]?.acquired !== true) {
         if (!noWait) {
           const remaining = op.remainingMs()
