@@ -18,6 +18,18 @@ afterAll(async () => {
   await admin.close()
 })
 
+type QueryConfig = { name?: string; text: string; values?: unknown[] }
+
+/** Calls `listener` with each statement sent on `client` (its text, and whether it is named), then sends it. */
+function onEveryQuery(client: pg.PoolClient, listener: (text: string, named: boolean) => void): void {
+  const query = client.query.bind(client) as (config: QueryConfig | string, values?: unknown[]) => unknown
+  ;(client as unknown as { query: typeof query }).query = (config, values) => {
+    if (typeof config === 'string') listener(config, false)
+    else listener(config.text, config.name !== undefined)
+    return query(config, values)
+  }
+}
+
 /** A locker over a pool whose checkouts and statements are recorded (the statement's function names only). */
 function countingLocker(max = 4, options: PgAdapterOptions = {}) {
   const pool = new pg.Pool({ connectionString: url, max })
@@ -32,14 +44,10 @@ function countingLocker(max = 4, options: PgAdapterOptions = {}) {
       checkouts++
       if (!wrapped.has(client)) {
         wrapped.add(client)
-        type Config = { name?: string; text: string; values?: unknown[] }
-        const query = client.query.bind(client) as (config: Config | string, values?: unknown[]) => unknown
-        ;(client as unknown as { query: typeof query }).query = (config, values) => {
-          const text = typeof config === 'string' ? config : config.text
+        onEveryQuery(client, (text, isNamed) => {
           statements.push(lockFunction(text))
-          if (typeof config !== 'string' && config.name !== undefined) named++
-          return query(config, values)
-        }
+          if (isNamed) named++
+        })
       }
       return client
     },
@@ -62,9 +70,13 @@ function countingLocker(max = 4, options: PgAdapterOptions = {}) {
   }
 }
 
-/** The advisory-lock function a statement calls, which is what tells the statements apart. */
+/**
+ * The advisory-lock function a statement calls, which is what tells the statements apart ('set_config'
+ * for the statements that set or restore the timeouts of a transaction-scoped wait).
+ */
 function lockFunction(text: string): string {
-  return /pg_(try_)?advisory_(un)?lock(_shared)?/.exec(text)?.[0] ?? text
+  const called = /pg_(try_)?advisory_(xact_)?(un)?lock(_shared)?/.exec(text)?.[0]
+  return called ?? (text.includes('set_config(') ? 'set_config' : text)
 }
 
 describe('round trips per acquire (pg)', () => {
@@ -128,16 +140,7 @@ describe('round trips per acquire (pg)', () => {
       await pool.end()
     })
     const sent: string[] = []
-    type Config = { text: string } | string
-    const query = client.query.bind(client) as (config: Config, values?: unknown[]) => unknown
-    ;(client as unknown as { query: typeof query }).query = (config, values) => {
-      const text = typeof config === 'string' ? config : config.text
-      sent.push(
-        /pg_(try_)?advisory_xact_lock/.exec(text)?.[0] ??
-          (text.includes('set_config(') ? 'set_config' : text),
-      )
-      return query(config, values)
-    }
+    onEveryQuery(client, (text) => sent.push(lockFunction(text)))
     await client.query('BEGIN')
     sent.splice(0)
     const tx = locker.transaction(client)
