@@ -10,10 +10,16 @@ import { postgresjsAdapter } from '@pglock/adapter-postgresjs'
 import { createLocker, type Locker, type LockHandle } from '@pglock/core'
 import pg from 'pg'
 import postgres from 'postgres'
-import { APP_NAME_PREFIX, type BenchCase, type ContentionSample, type RunContext } from './cases.js'
+import {
+  ADMIN_MARKER,
+  APP_NAME_PREFIX,
+  type BenchCase,
+  type ContentionSample,
+  type RunContext,
+} from './cases.js'
 import { quantile } from './stats.js'
 import { pgPool, postgresjsOptions } from './subjects.js'
-import { randomKey, sleep, withDeadline } from './util.js'
+import { randomKey, sleep, waitUntil, withDeadline } from './util.js'
 
 const APP_NAME = `${APP_NAME_PREFIX}-contention`
 /** How long the workers may take to finish their last turn once the window has closed. */
@@ -41,7 +47,7 @@ interface Implementation {
   readonly short: string
   /** The implementation this one is compared with (the raw floor on the same driver); none for a floor. */
   readonly floor?: string
-  open(url: string, workers: number, key: bigint): Promise<Arena>
+  open(ctx: RunContext, workers: number, key: bigint): Promise<Arena>
 }
 
 /** n connected pg Clients; none is left open when one of them cannot connect. */
@@ -80,7 +86,7 @@ const raw: Implementation = {
   id: 'raw',
   label: 'raw pg_advisory_lock (a pg Client per worker)',
   short: 'raw pg_advisory_lock',
-  open(url, workers, key) {
+  open({ url }, workers, key) {
     const k = String(key)
     return clientArena(url, workers, (client) => ({
       async acquire() {
@@ -97,7 +103,7 @@ const rawPostgresjs: Implementation = {
   id: 'raw-postgresjs',
   label: 'raw pg_advisory_lock on postgres.js (a reserved connection per worker)',
   short: 'raw pg_advisory_lock, postgres.js',
-  async open(url, workers, key) {
+  async open({ url }, workers, key) {
     const sql = postgres(url, postgresjsOptions({ max: workers, applicationName: APP_NAME }))
     const k = String(key)
     try {
@@ -129,7 +135,7 @@ const polling: Implementation = {
   floor: 'raw',
   label: `polling (pg_try_advisory_lock, ${POLL_INTERVAL_MS} ms sleep)`,
   short: `polling every ${POLL_INTERVAL_MS} ms`,
-  open(url, workers, key) {
+  open({ url }, workers, key) {
     const k = String(key)
     return clientArena(url, workers, (client) => ({
       async acquire() {
@@ -149,26 +155,39 @@ const polling: Implementation = {
   },
 }
 
-/** Contenders on one locker: each worker calls `locker.acquire(key)`, then `handle.release()`. */
+/**
+ * Contenders on one locker: each worker calls `locker.acquire(key)`, then `handle.release()`.
+ *
+ * Before the clock starts, every worker waits once behind a held lock, as in the loop: each blocking
+ * wait runs on a connection of its own, so this opens the connections the workers will wait on.
+ * (Uncontended warm-up acquires would not: they all share one connection.)
+ */
 async function lockerArena(
   locker: Locker<never>,
+  admin: pg.Client,
   workers: number,
   key: bigint,
   close: () => Promise<void>,
 ): Promise<Arena> {
-  // Opens the connections the workers will wait on (one per pending wait) before the clock starts.
-  const base = randomKey()
   try {
-    const warm = await Promise.all(
-      Array.from({ length: workers }, (_, i) => locker.acquire(base + BigInt(i))),
-    )
-    await Promise.all(warm.map((handle) => handle.release()))
+    const first = await locker.acquire(key)
+    const turns = Array.from({ length: workers }, () => locker.acquire(key))
+    const settled = Promise.allSettled(turns.map(async (turn) => (await turn).release()))
+    try {
+      if (!(await waitUntil(async () => (await waitersOn(admin, key)) === workers, DRAIN_MS))) {
+        throw new Error(`the ${workers} warm-up acquires did not all wait on the server`)
+      }
+    } finally {
+      await first.release()
+    }
+    const failed = (await settled).find((outcome) => outcome.status === 'rejected')
+    if (failed !== undefined) throw failed.reason
   } catch (error) {
     await close()
     throw error
   }
   return {
-    setupCycles: workers,
+    setupCycles: workers + 1,
     contenders: Array.from({ length: workers }, () => {
       let handle: LockHandle | undefined
       return {
@@ -185,15 +204,26 @@ async function lockerArena(
   }
 }
 
+/** Sessions waiting (not yet granted) for the session-level advisory lock on `key`, per `pg_locks`. */
+async function waitersOn(admin: pg.Client, key: bigint): Promise<number> {
+  const unsigned = BigInt.asUintN(64, key)
+  const result = await admin.query<{ n: number }>(
+    `${ADMIN_MARKER} SELECT count(*)::int AS n FROM pg_locks
+     WHERE locktype = 'advisory' AND NOT granted AND classid = $1::oid AND objid = $2::oid AND objsubid = 1`,
+    [String(unsigned >> 32n), String(unsigned & 0xffffffffn)],
+  )
+  return result.rows[0]?.n ?? 0
+}
+
 const pglockPg: Implementation = {
   id: 'pglock-pg',
   floor: 'raw',
   label: 'pglock pg (one locker, pg Pool max = workers + 2)',
   short: 'pglock pg',
-  async open(url, workers, key) {
+  async open({ url, admin }, workers, key) {
     const pool = pgPool(url, { max: workers + 2, applicationName: APP_NAME })
     const locker = createLocker(pgAdapter(pool))
-    return lockerArena(locker, workers, key, async () => {
+    return lockerArena(locker, admin, workers, key, async () => {
       await locker.close()
       await pool.end()
     })
@@ -205,10 +235,10 @@ const pglockPostgresjs: Implementation = {
   floor: 'raw-postgresjs',
   label: 'pglock postgres.js (one locker, max = workers + 2)',
   short: 'pglock postgres.js',
-  async open(url, workers, key) {
+  async open({ url, admin }, workers, key) {
     const sql = postgres(url, postgresjsOptions({ max: workers + 2, applicationName: APP_NAME }))
     const locker = createLocker(postgresjsAdapter(sql))
-    return lockerArena(locker, workers, key, async () => {
+    return lockerArena(locker, admin, workers, key, async () => {
       await locker.close()
       await sql.end({ timeout: 5 })
     })
@@ -230,7 +260,7 @@ async function runContention(
   workers: number,
 ): Promise<ContentionSample> {
   const key = randomKey()
-  const arena = await implementation.open(ctx.url, workers, key)
+  const arena = await implementation.open(ctx, workers, key)
   try {
     const ms = (n: number) => BigInt(Math.round(n * 1e6))
     const windowStart = process.hrtime.bigint() + ms(ctx.counts.contentionWarmupMs)
