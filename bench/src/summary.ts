@@ -291,6 +291,13 @@ export function summarise(results: readonly CaseResult[]): Summary {
 
 const times = (n: number | undefined, digits = 2) => (n === undefined ? 'n/a' : `${n.toFixed(digits)}×`)
 
+/** `times` for a value beside its bar: more digits when two would print a value that misses the bar as the bar. */
+function timesAgainst(n: number | undefined, bar: number): string {
+  let digits = 2
+  while (n !== undefined && n !== bar && digits < 4 && n.toFixed(digits) === bar.toFixed(digits)) digits++
+  return times(n, digits)
+}
+
 function targets(
   uncontended: readonly UncontendedRow[],
   contention: readonly ContentionRow[],
@@ -306,7 +313,7 @@ function targets(
     if (acquire !== undefined) {
       rows.push({
         name: `uncontended, pglock ${name}: acquire + release ÷ floor (b)`,
-        value: times(acquire.ratio),
+        value: timesAgainst(acquire.ratio, TARGETS.acquireOverFloor),
         target: `≤ ${TARGETS.acquireOverFloor.toFixed(2)}×`,
         pass: acquire.ratio === undefined ? undefined : acquire.ratio <= TARGETS.acquireOverFloor,
       })
@@ -316,7 +323,7 @@ function targets(
       const ratio = timed.ratio / acquire.ratio
       rows.push({
         name: `uncontended, pglock ${name}: timed acquire ÷ untimed`,
-        value: times(ratio),
+        value: timesAgainst(ratio, TARGETS.timedOverUntimed),
         target: `≤ ${TARGETS.timedOverUntimed.toFixed(2)}×`,
         pass: ratio <= TARGETS.timedOverUntimed,
       })
@@ -338,13 +345,13 @@ function targets(
     rows.push(
       {
         name: `${who}: hand-offs/s ÷ ${raw}`,
-        value: times(row.handoffRatio),
+        value: timesAgainst(row.handoffRatio, TARGETS.handoffRatio),
         target: `≥ ${TARGETS.handoffRatio.toFixed(2)}×`,
         pass: row.handoffRatio === undefined ? undefined : row.handoffRatio >= TARGETS.handoffRatio,
       },
       {
         name: `${who}: p99 wait ÷ ${raw}`,
-        value: times(row.p99Ratio),
+        value: timesAgainst(row.p99Ratio, TARGETS.p99Ratio),
         target: `≤ ${TARGETS.p99Ratio.toFixed(2)}×`,
         pass: row.p99Ratio === undefined ? undefined : row.p99Ratio <= TARGETS.p99Ratio,
       },
