@@ -5,7 +5,8 @@
  * locks, unlocks (among them the unlock of a connection's only lock, which the core sends without
  * ordering bookkeeping) and keep-alives every few milliseconds.
  */
-import { Admin, appName, randomKey } from '@pglock/conformance'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Admin, appName, appPgPool, randomKey } from '@pglock/conformance'
 import {
   type Adapter,
   createLocker,
@@ -14,7 +15,6 @@ import {
   LockTimeoutError,
   type SessionConnection,
 } from '@pglock/core'
-import pg from 'pg'
 import { afterAll, beforeAll, expect, inject, it, onTestFinished } from 'vitest'
 import { pgAdapter } from '../src/index.js'
 
@@ -55,12 +55,9 @@ function watched<T>(adapter: Adapter<T>) {
   return { adapter: watching, overlapping, statements: () => statements }
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
 it('never sends a statement on a connection while another is in flight, under mixed load with keep-alives', async () => {
   const app = appName('one-at-a-time')
-  const pool = new pg.Pool({ connectionString: url, max: 6, application_name: app })
-  pool.on('error', () => {})
+  const pool = appPgPool({ url, max: 6, applicationName: app })
   const watch = watched(pgAdapter(pool))
   const locker = createLocker(watch.adapter, { keepAliveMs: 5 })
   onTestFinished(async () => {
