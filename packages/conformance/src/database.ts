@@ -75,9 +75,26 @@ export function maskUrl(url: string): string {
 
 export async function startTestDatabase(options: StartTestDatabaseOptions = {}): Promise<TestDatabase> {
   const url = process.env.PGLOCK_TEST_DATABASE_URL
-  if (url !== undefined && url !== '') return useExisting(url)
-  if (process.env.PGLOCK_TEST_PG === 'testcontainers') return startContainer(options)
-  return startEmbedded(options)
+  switch (testDatabaseSource()) {
+    case 'url':
+      return useExisting(url as string)
+    case 'testcontainers':
+      return startContainer(options)
+    case 'embedded':
+      return startEmbedded(options)
+  }
+}
+
+/**
+ * Where {@link startTestDatabase} gets its server, from the environment. With 'url' every call returns
+ * the same server, shared with every other test file: a test that needs a server of its own (to fill
+ * its lock table, or to restart it) must be skipped.
+ */
+export function testDatabaseSource(): TestDatabase['source'] {
+  const url = process.env.PGLOCK_TEST_DATABASE_URL
+  if (url !== undefined && url !== '') return 'url'
+  if (process.env.PGLOCK_TEST_PG === 'testcontainers') return 'testcontainers'
+  return 'embedded'
 }
 
 // --- PGLOCK_TEST_DATABASE_URL ------------------------------------------------------------------------
