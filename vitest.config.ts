@@ -12,8 +12,8 @@ export default defineConfig({
     // Tests of one file run in order; files run in parallel against the one server.
     sequence: { concurrent: false },
     // The tests mostly wait (on locks, timeouts, the server), not compute: four files at once even on
-    // two cores (the default there is one at a time). Measured on 2 cores: 108-117 s for the whole
-    // suite against 285 s, in four runs without a failure.
+    // two cores (the default there is one at a time). Measured on 2 cores: 91-120 s for the whole
+    // suite against 285 s, in seven runs.
     maxWorkers: 4,
     minWorkers: 1,
   },

@@ -74,10 +74,9 @@ export function maskUrl(url: string): string {
 }
 
 export async function startTestDatabase(options: StartTestDatabaseOptions = {}): Promise<TestDatabase> {
-  const url = process.env.PGLOCK_TEST_DATABASE_URL
   switch (testDatabaseSource()) {
     case 'url':
-      return useExisting(url as string)
+      return useExisting(process.env.PGLOCK_TEST_DATABASE_URL ?? '')
     case 'testcontainers':
       return startContainer(options)
     case 'embedded':

@@ -194,25 +194,20 @@ export class Session implements HandleOwner {
     }
     // Statements go one at a time, in order (a keep-alive or another acquire's may be on the wire).
     // With nothing in flight it is sent at once: a release is on a hand-off's critical path.
-    if (this.#pending === 0 && this.#exclusive && this.#conn.destroyable !== false) {
+    let running: Promise<readonly Row[]>
+    if (this.#pending === 0) {
       // One caller owns the session (a blocking wait, or the unlock of its only lock) and sends its
       // statements one after another, each after the previous one settled: nothing to order, so no
       // bookkeeping either (a reaction per statement: in a process running only a contended loop on
       // postgres.js, it cost about 7 % of the hand-offs per second). Not for sessions the core must
       // clean before handing them back, which waits for the statement in flight.
-      try {
-        return this.#conn.query(statement.text, statement.params)
-      } catch (error) {
-        return Promise.reject(error)
-      }
-    }
-    let running: Promise<readonly Row[]>
-    if (this.#pending === 0) {
+      const owned = this.#exclusive && this.#conn.destroyable !== false
       try {
         running = this.#conn.query(statement.text, statement.params)
       } catch (error) {
         running = Promise.reject(error)
       }
+      if (owned) return running
     } else {
       running = this.#inFlight.then(() => {
         if (this.#state !== 'open' || this.#conn === undefined)
