@@ -663,6 +663,55 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
       },
     )
 
+    it.skipIf(txCancelReason !== undefined)(
+      titled(
+        'close() rejects pending transaction-scoped waits, with or without a signal, while their keys stay taken',
+        txCancelReason,
+      ),
+      async () => {
+        const b = await setup()
+        const [k1, k2] = [randomKey(), randomKey()]
+        const held = [await admin.hold(k1), await admin.hold(k2)]
+        const rolledBack = new Error('roll back')
+        let usableAfterSignalledWait: unknown
+        const [plain, signalled, closing] = await Promise.allSettled([
+          // Without timeoutMs or signal, a driver that reports the transaction state waits without a
+          // savepoint: the cancel then aborts the transaction, which is rolled back.
+          b.instance.transaction(async (tx) => {
+            const outcome = await settle(b.locker.transaction(tx).acquire(k1))
+            throw outcome.status === 'rejected' ? outcome.reason : rolledBack
+          }),
+          b.instance.transaction(async (tx, query) => {
+            const outcome = await settle(
+              b.locker.transaction(tx).acquire(k2, { signal: new AbortController().signal }),
+            )
+            if (outcome.status === 'fulfilled') throw rolledBack
+            usableAfterSignalledWait = await query('SELECT 1 AS one')
+            return outcome.reason
+          }),
+          (async () => {
+            await waitFor(
+              'both waits to reach the server',
+              async () => (await admin.waiting(b.app)).length === 2,
+            )
+            // Both keys stay held elsewhere: close() must not wait for them.
+            await b.locker.close()
+            expect([...(await admin.locks(k1)), ...(await admin.locks(k2))]).toHaveLength(2)
+          })(),
+        ])
+        if (closing.status === 'rejected') throw closing.reason
+        expect(plain.status).toBe('rejected')
+        expect((plain as PromiseRejectedResult).reason).toBeInstanceOf(LockerClosedError)
+        expect(signalled.status).toBe('fulfilled')
+        expect((signalled as PromiseFulfilledResult<unknown>).value).toBeInstanceOf(LockerClosedError)
+        expect(usableAfterSignalledWait).toEqual([{ one: 1 }])
+        expect(await admin.waiting(b.app)).toEqual([])
+        for (const h of held) await h.release()
+        expect(await admin.locks(k1)).toEqual([])
+        expect(await admin.locks(k2)).toEqual([])
+      },
+    )
+
     it('refuses with NotInTransactionError outside a transaction and holds nothing', async () => {
       const { locker, instance, app } = await setup()
       const key = randomKey()

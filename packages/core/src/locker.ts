@@ -636,12 +636,13 @@ class LockerImpl<Tx> implements Locker<Tx> {
         }
       }
       if (options.timeoutMs === undefined && options.signal === undefined) {
-        const statement = xactLockIfUnlimited(key, mode)
+        // Only close() can abort this wait. There is no savepoint to roll back to, so its cancel
+        // aborts the caller's transaction (which close() must not leave waiting on the server).
         let row: Row | undefined
         try {
-          row = (await conn.query(statement.text, statement.params))[0]
+          row = (await this.#waitOnServer(transactionWaitable(conn), xactLockIfUnlimited(key, mode), op))[0]
         } catch (error) {
-          throw this.#classify(error, key, undefined)
+          throw op.aborted ? op.reason : this.#classify(error, key, undefined)
         }
         if (row?.acquired === true) return true
         // NULL: the caller's lock_timeout or statement_timeout is set; override them under a savepoint.
@@ -668,7 +669,8 @@ class LockerImpl<Tx> implements Locker<Tx> {
     timeoutMs: number | undefined,
     unlimitedFirst: boolean,
   ): Promise<boolean> {
-    const run = (statement: Statement) => conn.query(statement.text, statement.params)
+    const waitable = transactionWaitable(conn)
+    const run = waitable.query
     try {
       await run(SAVEPOINT)
     } catch (error) {
@@ -682,13 +684,6 @@ class LockerImpl<Tx> implements Locker<Tx> {
     let acquired: boolean
     try {
       if (op.aborted) throw op.reason
-      const waitable: Waitable = {
-        query: run,
-        cancel: () =>
-          conn.cancel === undefined ? Promise.reject(new Error('pglock: no cancel')) : conn.cancel(),
-        // The caller's transaction cannot be discarded: the wait then ends on its own terms.
-        onCancelFailed: () => false,
-      }
       let rows = unlimitedFirst ? await this.#waitOnServer(waitable, xactLockIfUnlimited(key, mode), op) : []
       let previous: Row | undefined
       // Not tried (a timed wait, or a try), or NULL (the caller's lock_timeout or statement_timeout is
@@ -725,6 +720,17 @@ class LockerImpl<Tx> implements Locker<Tx> {
 }
 
 function noop(): void {}
+
+/** The caller's transaction as something to wait on: cancellable where the adapter can, never discarded. */
+function transactionWaitable(conn: TransactionConnection): Waitable {
+  return {
+    query: (statement) => conn.query(statement.text, statement.params),
+    cancel: () =>
+      conn.cancel === undefined ? Promise.reject(new Error('pglock: no cancel')) : conn.cancel(),
+    // The caller's transaction cannot be discarded: the wait then ends on its own terms.
+    onCancelFailed: () => false,
+  }
+}
 
 function checkCallback(fn: unknown): void {
   if (typeof fn !== 'function')
