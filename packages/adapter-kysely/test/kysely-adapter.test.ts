@@ -1,6 +1,6 @@
 import { pgAdapter } from '@pglock/adapter-pg'
 import { Admin, appName, randomKey, waitFor } from '@pglock/conformance'
-import { createLocker, LockLostError, NotInTransactionError } from '@pglock/core'
+import { createLocker, LockerClosedError, LockLostError, NotInTransactionError } from '@pglock/core'
 import { CamelCasePlugin, Kysely, PostgresDialect, sql } from 'kysely'
 import {
   CamelCasePlugin as CamelCasePlugin028,
@@ -270,6 +270,29 @@ describe.each(flavours)('$name', (flavour) => {
       expect(await admin.heldBy(app)).toBe(0)
     },
     60_000,
+  )
+
+  it.skipIf(!flavour.cancels)(
+    'close() rejects the wait of a ControlledTransaction without timeoutMs or signal (no savepoint: the cancel aborts the transaction)',
+    async () => {
+      const { app, db, locker } = setup()
+      const key = randomKey()
+      const blocker = await otherLocker().acquire(key)
+      const trx = await db.startTransaction().execute()
+      const waiting = locker
+        .transaction(trx)
+        .acquire(key)
+        .catch((error: unknown) => error)
+      await waitFor('the wait to reach the server', async () => (await admin.waiting(app)).length === 1)
+      await locker.close()
+      expect(await waiting).toBeInstanceOf(LockerClosedError)
+      expect(await admin.waiting(app)).toEqual([])
+      await expect(query(trx, 'SELECT 1 AS one')).rejects.toMatchObject({ code: '25P02' })
+      await trx.rollback().execute()
+      expect((await admin.locks(key)).map((l) => l.granted)).toEqual([true])
+      await blocker.release()
+      expect(await admin.heldBy(app)).toBe(0)
+    },
   )
 
   it('an abort racing a grant inside a transaction never cancels a later statement of the transaction (150 iterations)', async () => {
