@@ -712,6 +712,40 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
       },
     )
 
+    it('a transaction-scoped acquire whose lock is granted as close() runs either holds it or rejects holding nothing', async () => {
+      const b = await setup()
+      const key = randomKey()
+      const held = await admin.hold(key)
+      const rolledBack = new Error('roll back')
+      let outcome: PromiseSettledResult<void> | undefined
+      let holders: (string | null)[] = []
+      await expect(
+        b.instance.transaction(async (tx) => {
+          const waiting = settle(b.locker.transaction(tx).acquire(key))
+          await waitFor('the wait to reach the server', async () => (await admin.waiting(b.app)).length === 1)
+          const releasing = held.release()
+          // The event loop stays busy while the server grants the lock: the grant is read after close().
+          const until = performance.now() + 200
+          while (performance.now() < until) {}
+          const closing = b.locker.close()
+          outcome = await waiting
+          await Promise.all([releasing, closing])
+          holders = (await admin.locks(key)).filter((l) => l.granted).map((l) => l.applicationName)
+          throw rolledBack
+        }),
+      ).rejects.toBe(rolledBack)
+      if (outcome?.status === 'rejected') {
+        // The savepoint route: rolled back to the savepoint, which freed the lock.
+        expect(outcome.reason).toBeInstanceOf(LockerClosedError)
+        expect(holders).toEqual([])
+      } else {
+        // Without a savepoint the lock cannot be given back: the acquire says that it holds it.
+        expect(outcome?.status).toBe('fulfilled')
+        expect(holders).toEqual([b.app])
+      }
+      expect(await admin.locks(key)).toEqual([])
+    })
+
     it('refuses with NotInTransactionError outside a transaction and holds nothing', async () => {
       const { locker, instance, app } = await setup()
       const key = randomKey()
@@ -918,6 +952,42 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
         ),
       ).toEqual([{ l: '7s', s: '9s' }])
     })
+
+    it.for<Record<string, string>>([
+      { transaction_timeout: '300ms' },
+      { transaction_timeout: '300ms', statement_timeout: '200ms', lock_timeout: '100ms' },
+    ])(
+      'the caller’s transaction_timeout (PostgreSQL 17+) never cuts a session wait short (%o)',
+      async (settings, ctx) => {
+        const [version] = await admin.query<{ v: number }>(
+          `SELECT current_setting('server_version_num')::int AS v`,
+        )
+        if (version === undefined || version.v < 170_000) ctx.skip()
+        const a = await setup()
+        // As a DBA sets it (ALTER ROLE): not every driver can pass transaction_timeout itself.
+        const b = await setup({ max: 1, url: await roleUrl(settings) })
+        const key = randomKey()
+        const held = await a.locker.acquire(key)
+        const t0 = performance.now()
+        const releaseLater = sleep(800).then(() => held.release())
+        const handle = await b.locker.acquire(key)
+        expect(elapsedSince(t0)).toBeGreaterThanOrEqual(750)
+        await releaseLater
+        await handle.release()
+        const again = await a.locker.acquire(key)
+        const t1 = performance.now()
+        await expect(b.locker.acquire(key, { timeoutMs: 700 })).rejects.toBeInstanceOf(LockTimeoutError)
+        expect(elapsedSince(t1)).toBeGreaterThanOrEqual(690)
+        const releaseAgain = sleep(600).then(() => again.release())
+        const timed = await b.locker.acquire(key, { timeoutMs: 5_000 })
+        await releaseAgain
+        await timed.release()
+        expect(await b.instance.query(`SELECT current_setting('transaction_timeout') AS t`)).toEqual([
+          { t: settings.transaction_timeout },
+        ])
+        expect(await admin.heldBy(b.app)).toBe(0)
+      },
+    )
 
     it.each([
       { lock_timeout: '100ms', statement_timeout: '200ms' },

@@ -438,7 +438,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
     try {
       const remaining = op.remainingMs()
       await session.query(
-        setLocalTimeouts(remaining === undefined ? '0' : lockTimeoutSetting(remaining), '0'),
+        setLocalTimeouts(remaining === undefined ? '0' : lockTimeoutSetting(remaining), '0', true),
       )
       row = (await this.#waitOnServer(session, sessionLockInTransaction(key, mode), op))[0]
     } catch (error) {

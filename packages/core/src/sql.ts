@@ -62,10 +62,10 @@ const sessionTryLockText = texts(
 )
 
 /**
- * Session lock that waits without limit, in one round trip, when the session has neither
- * `lock_timeout` nor `statement_timeout` set (the common case, and the cheapest statement: changing a
- * setting costs the server more than the lock). Otherwise `acquired` is NULL, nothing was locked, and
- * the core sends {@link sessionLock}.
+ * Session lock that waits without limit, in one round trip, when the session has none of
+ * `lock_timeout`, `statement_timeout` and (PostgreSQL 17+) `transaction_timeout` set (the common case,
+ * and the cheapest statement: changing a setting costs the server more than the lock). Otherwise
+ * `acquired` is NULL, nothing was locked, and the core sends {@link sessionLock}.
  */
 export function sessionLockIfUnlimited(key: LockKey, mode: LockMode): Statement {
   return { text: sessionLockIfUnlimitedText(key, mode), params: keyParams(key) }
@@ -73,13 +73,24 @@ export function sessionLockIfUnlimited(key: LockKey, mode: LockMode): Statement 
 const sessionLockIfUnlimitedText = texts(
   (call) =>
     `SELECT CASE WHEN current_setting('lock_timeout') = '0' AND current_setting('statement_timeout') = '0' ` +
+    `AND coalesce(current_setting('transaction_timeout', true), '0') = '0' ` +
     `THEN ${call('pg_advisory_lock')} IS NOT NULL END AS acquired, pg_backend_pid() AS pid`,
 )
 
 /**
+ * Turns `transaction_timeout` (PostgreSQL 17+; absent before, hence `missing_ok` and no call then) off
+ * for the current transaction only. Unlike `statement_timeout`, it can be lifted from inside the
+ * statement it would cut short: the server disarms its timer as the setting changes.
+ */
+const LIFT_TRANSACTION_TIMEOUT =
+  `CASE WHEN current_setting('transaction_timeout', true) <> '0' ` +
+  `THEN set_config('transaction_timeout', '0', true) END AS transactiontimeout`
+
+/**
  * Session lock that waits, in one round trip, with `lock_timeout` set for this statement only
- * (`set_config(..., true)` in autocommit reverts when the statement ends; '0' = wait without limit).
- * The target list is evaluated left to right, so the setting is in place before the lock is asked for.
+ * (`set_config(..., true)` in autocommit reverts when the statement ends; '0' = wait without limit),
+ * and `transaction_timeout` off for it. The target list is evaluated left to right, so the settings
+ * are in place before the lock is asked for.
  *
  * The caller's `statement_timeout` cannot be lifted from inside the statement it applies to (its timer
  * is armed when the statement starts), so the wait only starts when that timeout is off or longer than
@@ -100,13 +111,13 @@ export function sessionLock(key: LockKey, mode: LockMode, timeoutMs: number | un
 }
 const sessionLockUntimedText = texts(
   (call, n) =>
-    `SELECT set_config('lock_timeout', $${n + 1}, true) AS locktimeout, ` +
+    `SELECT set_config('lock_timeout', $${n + 1}, true) AS locktimeout, ${LIFT_TRANSACTION_TIMEOUT}, ` +
     `CASE WHEN current_setting('statement_timeout') = '0' ` +
     `THEN ${call('pg_advisory_lock')} IS NOT NULL END AS acquired, pg_backend_pid() AS pid`,
 )
 const sessionLockTimedText = texts(
   (call, n) =>
-    `SELECT set_config('lock_timeout', $${n + 1}, true) AS locktimeout, ` +
+    `SELECT set_config('lock_timeout', $${n + 1}, true) AS locktimeout, ${LIFT_TRANSACTION_TIMEOUT}, ` +
     `CASE WHEN current_setting('statement_timeout') = '0' ` +
     `OR current_setting('statement_timeout')::interval > $${n + 2}::interval ` +
     `THEN ${call('pg_advisory_lock')} IS NOT NULL END AS acquired, pg_backend_pid() AS pid`,
@@ -121,15 +132,22 @@ export const ROLLBACK: Statement = { text: 'ROLLBACK', params: [] }
 
 /**
  * Sets `lock_timeout` and `statement_timeout` for the current transaction only and returns the values
- * they had, read before they change (a target list is evaluated left to right).
+ * they had, read before they change (a target list is evaluated left to right). With
+ * `liftTransactionTimeout` (a transaction block of pglock's own, never the caller's, whose
+ * `transaction_timeout` is the caller's budget), `transaction_timeout` is turned off for it too.
  */
-export function setLocalTimeouts(lockTimeout: string, statementTimeout: string): Statement {
+export function setLocalTimeouts(
+  lockTimeout: string,
+  statementTimeout: string,
+  liftTransactionTimeout = false,
+): Statement {
   return {
     text:
       `SELECT current_setting('lock_timeout') AS locktimeout, ` +
       `current_setting('statement_timeout') AS statementtimeout, ` +
       `set_config('lock_timeout', $1, true) AS newlocktimeout, ` +
-      `set_config('statement_timeout', $2, true) AS newstatementtimeout`,
+      `set_config('statement_timeout', $2, true) AS newstatementtimeout` +
+      (liftTransactionTimeout ? `, ${LIFT_TRANSACTION_TIMEOUT}` : ''),
     params: [lockTimeout, statementTimeout],
   }
 }
