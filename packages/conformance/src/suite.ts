@@ -953,6 +953,29 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
       ).toEqual([{ l: '7s', s: '9s' }])
     })
 
+    /**
+     * While `a` holds a key, `b`'s untimed wait lasts until the release and its timed waits last their
+     * whole timeout, whatever timeouts `b`'s sessions start with (all shorter than these waits).
+     */
+    async function expectWaitsOutlast(a: Setup<Tx>, b: Setup<Tx>): Promise<void> {
+      const key = randomKey()
+      const held = await a.locker.acquire(key)
+      const t0 = performance.now()
+      const releaseLater = sleep(600).then(() => held.release())
+      const handle = await b.locker.acquire(key)
+      expect(elapsedSince(t0)).toBeGreaterThanOrEqual(550)
+      await releaseLater
+      await handle.release()
+      const again = await a.locker.acquire(key)
+      const t1 = performance.now()
+      await expect(b.locker.acquire(key, { timeoutMs: 500 })).rejects.toBeInstanceOf(LockTimeoutError)
+      expect(elapsedSince(t1)).toBeGreaterThanOrEqual(490)
+      const releaseAgain = sleep(400).then(() => again.release())
+      const timed = await b.locker.acquire(key, { timeoutMs: 5_000 })
+      await releaseAgain
+      await timed.release()
+    }
+
     it.for<Record<string, string>>([
       { transaction_timeout: '300ms' },
       { transaction_timeout: '300ms', statement_timeout: '200ms', lock_timeout: '100ms' },
@@ -966,22 +989,7 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
         const a = await setup()
         // As a DBA sets it (ALTER ROLE): not every driver can pass transaction_timeout itself.
         const b = await setup({ max: 1, url: await roleUrl(settings) })
-        const key = randomKey()
-        const held = await a.locker.acquire(key)
-        const t0 = performance.now()
-        const releaseLater = sleep(800).then(() => held.release())
-        const handle = await b.locker.acquire(key)
-        expect(elapsedSince(t0)).toBeGreaterThanOrEqual(750)
-        await releaseLater
-        await handle.release()
-        const again = await a.locker.acquire(key)
-        const t1 = performance.now()
-        await expect(b.locker.acquire(key, { timeoutMs: 700 })).rejects.toBeInstanceOf(LockTimeoutError)
-        expect(elapsedSince(t1)).toBeGreaterThanOrEqual(690)
-        const releaseAgain = sleep(600).then(() => again.release())
-        const timed = await b.locker.acquire(key, { timeoutMs: 5_000 })
-        await releaseAgain
-        await timed.release()
+        await expectWaitsOutlast(a, b)
         expect(await b.instance.query(`SELECT current_setting('transaction_timeout') AS t`)).toEqual([
           { t: settings.transaction_timeout },
         ])
@@ -996,19 +1004,7 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
     ])('the caller’s statement_timeout and lock_timeout never cut a wait short (%o)', async (settings) => {
       const a = await setup()
       const b = await setup({ max: 1, settings })
-      const key = randomKey()
-      const held = await a.locker.acquire(key)
-      const t0 = performance.now()
-      const releaseLater = sleep(600).then(() => held.release())
-      const handle = await b.locker.acquire(key)
-      expect(elapsedSince(t0)).toBeGreaterThanOrEqual(550)
-      await releaseLater
-      await handle.release()
-      const again = await a.locker.acquire(key)
-      const t1 = performance.now()
-      await expect(b.locker.acquire(key, { timeoutMs: 500 })).rejects.toBeInstanceOf(LockTimeoutError)
-      expect(elapsedSince(t1)).toBeGreaterThanOrEqual(490)
-      await again.release()
+      await expectWaitsOutlast(a, b)
       expect(
         await b.instance.query(
           `SELECT current_setting('lock_timeout') AS l, current_setting('statement_timeout') AS s`,
