@@ -13,6 +13,7 @@ import {
 import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest'
 import { Admin, appName, randomKey, randomPairKey, waitFor } from './admin.js'
 import type { AdapterInstance, ConformanceOptions } from './harness.js'
+import { SilentProxy } from './silent-proxy.js'
 import './provided-context.js'
 
 interface Setup<Tx> {
@@ -456,6 +457,120 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
       })
       await expect(result).rejects.toBeInstanceOf(LockLostError)
       expect(await admin.locks(key)).toEqual([])
+    })
+  })
+
+  sessionDescribe(`${name}: a server gone silent`, () => {
+    /** How long the lockers of these tests let a silent server be (abandonAfterMs). */
+    const GRACE = 300
+
+    /** A locker whose connections go through a relay that can go silent (a network partition). */
+    async function silentSetup(): Promise<Setup<Tx> & { readonly proxy: SilentProxy }> {
+      const proxy = await SilentProxy.start(url)
+      onTestFinished(() => proxy.close())
+      return { proxy, ...(await setup({ url: proxy.url, lockerOptions: { abandonAfterMs: GRACE } })) }
+    }
+
+    it('a timed wait rejects with LockTimeoutError abandonAfterMs past its deadline; the lock granted to the silent backend is freed once its connection ends', async () => {
+      const { proxy, locker, app } = await silentSetup()
+      const key = randomKey()
+      const held = await admin.hold(key)
+      const t0 = performance.now()
+      const waiting = settle(locker.acquire(key, { timeoutMs: 1_000 }))
+      await waitFor('the wait to reach the server', async () => (await admin.waiting(app)).length === 1)
+      proxy.silence()
+      await held.release()
+      // The server grants the lock to the waiting backend, whose reply never arrives.
+      await waitFor('the grant', async () =>
+        (await admin.locks(key)).some((lock) => lock.granted && lock.applicationName === app),
+      )
+      const outcome = await waiting
+      const elapsed = elapsedSince(t0)
+      expect(outcome.status).toBe('rejected')
+      const error = (outcome as PromiseRejectedResult).reason as Error
+      expect(error).toBeInstanceOf(LockTimeoutError)
+      expect(String((error.cause as Error | undefined)?.message)).toMatch(/did not answer/)
+      expect(elapsed).toBeGreaterThan(1_000 + GRACE - 50)
+      expect(elapsed).toBeLessThan(1_000 + GRACE + 3_000)
+      // The partition ends with a reset: the backend goes, and the lock with it.
+      await proxy.close()
+      await waitFor('the lock to be freed', async () => (await admin.locks(key)).length === 0)
+    })
+
+    it('an aborted wait rejects with signal.reason abandonAfterMs after the abort, though neither the wait nor its cancel is answered', async () => {
+      const { proxy, locker, app } = await silentSetup()
+      const key = randomKey()
+      const held = await admin.hold(key)
+      const controller = new AbortController()
+      const waiting = settle(locker.acquire(key, { signal: controller.signal }))
+      await waitFor('the wait to reach the server', async () => (await admin.waiting(app)).length === 1)
+      proxy.silence()
+      const reason = new Error('stop')
+      const t0 = performance.now()
+      controller.abort(reason)
+      const outcome = await waiting
+      expect(outcome).toEqual({ status: 'rejected', reason })
+      const elapsed = elapsedSince(t0)
+      expect(elapsed).toBeGreaterThan(GRACE - 50)
+      expect(elapsed).toBeLessThan(GRACE + 3_000)
+      // The backend still waits (a waiting backend does not read its socket); once granted, it finds
+      // its connection gone and ends, freeing the lock.
+      await proxy.close()
+      await held.release()
+      await waitFor('the lock to be freed', async () => (await admin.locks(key)).length === 0)
+    })
+
+    it('an aborted try on a shared connection rejects abandonAfterMs after the abort, leaves the locks held there alone, and gives back what the try took once the server answers', async () => {
+      const { proxy, locker, app } = await silentSetup()
+      const [a, b, c] = [randomKey(), randomKey(), randomKey()]
+      const holding = await locker.acquire(a)
+      proxy.silence()
+      const controller = new AbortController()
+      // Both try on the connection that holds a (a timed acquire tries there first too).
+      const trying = settle(locker.tryAcquire(b, { signal: controller.signal }))
+      const timed = settle(locker.acquire(c, { timeoutMs: 200 }))
+      const reason = new Error('stop')
+      const t0 = performance.now()
+      controller.abort(reason)
+      expect(await trying).toEqual({ status: 'rejected', reason })
+      expect(elapsedSince(t0)).toBeLessThan(GRACE + 3_000)
+      const timedOut = await timed
+      expect(timedOut.status).toBe('rejected')
+      expect((timedOut as PromiseRejectedResult).reason).toBeInstanceOf(LockTimeoutError)
+      expect(holding.held).toBe(true)
+      expect(holding.signal.aborted).toBe(false)
+      proxy.resume()
+      // Both tries reach the server now and take their keys, which the locker gives back.
+      await waitFor(
+        'the late tries to be undone',
+        async () => (await admin.locks(b)).length === 0 && (await admin.locks(c)).length === 0,
+      )
+      expect((await admin.locks(a)).map((lock) => lock.applicationName)).toEqual([app])
+      expect(holding.held).toBe(true)
+      await holding.release()
+      expect(await admin.locks(a)).toEqual([])
+    })
+
+    it('close() settles abandonAfterMs after the server went silent: held locks are reported lost, waits reject with LockerClosedError, and the server frees everything once the connections end', async () => {
+      const { proxy, locker, app } = await silentSetup()
+      const [a, b] = [randomKey(), randomKey()]
+      const held = await admin.hold(b)
+      const holding = await locker.acquire(a)
+      const waiting = settle(locker.acquire(b))
+      await waitFor('the wait to reach the server', async () => (await admin.waiting(app)).length === 1)
+      proxy.silence()
+      const t0 = performance.now()
+      await locker.close()
+      expect(elapsedSince(t0)).toBeLessThan(2 * GRACE + 3_000)
+      expect(holding.held).toBe(false)
+      expect(holding.signal.reason).toBeInstanceOf(LockLostError)
+      const outcome = await waiting
+      expect(outcome.status).toBe('rejected')
+      expect((outcome as PromiseRejectedResult).reason).toBeInstanceOf(LockerClosedError)
+      await proxy.close()
+      await waitFor('the lock to be freed', async () => (await admin.locks(a)).length === 0)
+      await held.release()
+      await waitFor('the wait to end', async () => (await admin.locks(b)).length === 0)
     })
   })
 

@@ -17,7 +17,7 @@ import {
   NO_ACTIVE_SQL_TRANSACTION,
   OUT_OF_MEMORY,
 } from './internal/classify.js'
-import { Operation, raceOperation } from './internal/operation.js'
+import { Operation, raceOperation, unlessSilent } from './internal/operation.js'
 import { Registry } from './internal/registry.js'
 import { Session, type SessionHooks } from './internal/session.js'
 import { keyId, type LockKey, type LockKeyInput, lockKey } from './keys.js'
@@ -130,9 +130,10 @@ interface Waitable {
   query(statement: Statement): Promise<readonly Row[]>
   cancel(): Promise<void>
   /**
-   * The cancel could not be delivered. Returns true when the caller may stop waiting for the statement
-   * at once (a lent session is discarded and cleaned in the background); false when it must wait for
-   * the statement to end (the caller's own transaction cannot be discarded).
+   * The cancel could not be delivered, or the server stays silent. Returns true when the caller may
+   * stop waiting for the statement at once (a lent session is discarded and cleaned in the
+   * background); false when it must wait for the statement to end (the caller's own transaction
+   * cannot be discarded).
    */
   onCancelFailed(): boolean
 }
@@ -207,7 +208,13 @@ class LockerImpl<Tx> implements Locker<Tx> {
         const pending = this.#operations.values()
         for (const op of pending) op.abort(new LockerClosedError())
         await Promise.all(pending.map((op) => op.done))
-        await Promise.all(this.#sessions.values().map((session) => session.revokeAll()))
+        // A session whose unlocks the server does not answer is destroyed rather than waited for.
+        const grace = this.#options.abandonAfterMs
+        await Promise.all(
+          this.#sessions
+            .values()
+            .map((session) => unlessLate(session.revokeAll(), grace, () => session.onCancelFailed())),
+        )
         await this.#adapter.close?.()
       })()
     }
@@ -255,7 +262,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
       this.#operations,
       options.signal,
       timeoutMs,
-      () => new LockTimeoutError(key, timeoutMs ?? 0),
+      (cause) => new LockTimeoutError(key, timeoutMs ?? 0, { cause }),
     )
   }
 
@@ -282,11 +289,11 @@ class LockerImpl<Tx> implements Locker<Tx> {
         session = this.#sessionToTry(id)
         await this.#ready(session, id, key, op)
         try {
-          // Never waits on the server, so an abort lets it finish (a cancel would hit whatever runs
-          // next on a shared session) and gives back what it took.
-          row = (await session.query(sessionTryLock(key, mode)))[0]
+          row = (await this.#tryOnSession(session, id, key, mode, op))[0]
           break
         } catch (error) {
+          // The server stayed silent after the abort: the try's outcome is undone when it comes.
+          if (op.aborted && error === op.reason) throw error
           const outcome = await this.#afterFailedSessionWait(session, id, key, mode, error, op, undefined)
           // A shared connection that died unnoticed took whatever this try got with it: try once more
           // on another connection rather than fail an acquire that never touched a live one.
@@ -329,6 +336,30 @@ class LockerImpl<Tx> implements Locker<Tx> {
     await session.dispose(true)
     throw new Error(
       `pglock: the ${this.#adapter.name} adapter returned an unexpected row: ${JSON.stringify(row)}`,
+    )
+  }
+
+  /**
+   * A try on a session other acquires may share. It never waits on the server, so an abort lets it
+   * finish (a cancel would hit whatever runs next on the session) and the acquire gives back what it
+   * took. Only a server silent for `abandonAfterMs` after the abort is not waited for: the try
+   * rejects with the abort's reason, and its outcome is undone whenever it comes, leaving the
+   * session and the locks held on it alone.
+   */
+  #tryOnSession(session: Session, id: string, key: LockKey, mode: LockMode, op: Operation) {
+    return unlessSilent(
+      op,
+      session.query(sessionTryLock(key, mode)),
+      this.#options.abandonAfterMs,
+      (late) => {
+        if ('error' in late) {
+          void this.#afterFailedSessionWait(session, id, key, mode, late.error, op, undefined)
+        } else if (late.value[0]?.acquired === true) {
+          void session.addHold(key, id, mode, late.value[0].pid).release()
+        } else {
+          session.settle(id)
+        }
+      },
     )
   }
 
@@ -476,6 +507,8 @@ class LockerImpl<Tx> implements Locker<Tx> {
     timeoutMs: number | undefined,
   ): Promise<unknown> {
     const outcome = op.aborted ? op.reason : this.#classify(error, key, timeoutMs)
+    // Given up on as silent: its end is under way, and may take as long as the server stays silent.
+    if (session.abandoned) return outcome
     if (!session.isOpen || isSessionGone(this.#adapter as Adapter<never>, error)) {
       await session.dispose(true)
       // The session died under the wait (whatever the driver's error said about it).
@@ -503,13 +536,16 @@ class LockerImpl<Tx> implements Locker<Tx> {
 
   /**
    * Runs a statement that may wait on the server; when the operation aborts, cancels it on the
-   * server and waits for the cancel to be delivered before anything else is sent.
+   * server and waits for the cancel to be delivered before anything else is sent. A server that stays
+   * silent for `abandonAfterMs` past the deadline or the abort (a stopped backend, a network
+   * partition) is given up on where the target allows it (a lent session is destroyed).
    */
   async #waitOnServer(target: Waitable, statement: Statement, op: Operation): Promise<readonly Row[]> {
     if (op.aborted) throw op.reason
     const pending = target.query(statement)
     // Most waits end without an abort: what a cancel needs is only made when one comes.
     let settled = false
+    let abandoned = false
     let giveUp!: (reason: unknown) => void
     const result = new Promise<readonly Row[]>((resolve, reject) => {
       giveUp = reject
@@ -524,20 +560,41 @@ class LockerImpl<Tx> implements Locker<Tx> {
         },
       )
     })
+    const grace = this.#options.abandonAfterMs
+    const abandon = () => {
+      if (settled || abandoned) return
+      abandoned = target.onCancelFailed()
+      if (!op.aborted) {
+        op.expire(
+          new Error(`pglock: the server did not answer within ${grace} ms of the deadline (lock_timeout)`),
+        )
+      }
+      if (abandoned) giveUp(op.reason)
+    }
+    // The server ends a timed wait itself (lock_timeout); this timer only catches one that never says so.
+    const remaining = op.remainingMs()
+    let stall = remaining === undefined ? undefined : setTimeout(abandon, Math.max(remaining, 0) + grace)
+    stall?.unref?.()
     let cancelling: Promise<void> | undefined
     const onAbort = () => {
+      clearTimeout(stall)
+      stall = setTimeout(abandon, grace)
+      stall.unref?.()
       // A cancel that reaches the backend before the statement does is ignored by the server (it
       // discards cancels while idle), so keep cancelling, backing off, until the statement settles.
       cancelling = (async () => {
         const done = result.then(noop, noop)
-        for (let pause = 20; !settled; pause = Math.min(pause * 2, 1_000)) {
+        for (let pause = 20; !settled && !abandoned; pause = Math.min(pause * 2, 1_000)) {
           await target.cancel()
           let timer: ReturnType<typeof setTimeout> | undefined
           await Promise.race([done, new Promise((resolve) => (timer = setTimeout(resolve, pause)))])
           clearTimeout(timer)
         }
       })().catch(() => {
-        if (target.onCancelFailed()) giveUp(op.reason)
+        if (!abandoned && target.onCancelFailed()) {
+          abandoned = true
+          giveUp(op.reason)
+        }
       })
     }
     op.onAbort(onAbort)
@@ -545,8 +602,10 @@ class LockerImpl<Tx> implements Locker<Tx> {
     try {
       return await result
     } finally {
+      clearTimeout(stall)
       op.offAbort(onAbort)
-      if (cancelling !== undefined) await cancelling
+      // A cancel to a server given up on may never be answered: nothing waits for it then.
+      if (cancelling !== undefined && !abandoned) await cancelling
     }
   }
 
@@ -720,6 +779,22 @@ class LockerImpl<Tx> implements Locker<Tx> {
 }
 
 function noop(): void {}
+
+/** Waits for `promise`, or for `ms`, whichever is first; `onLate` runs when the time won. */
+async function unlessLate(promise: Promise<void>, ms: number, onLate: () => void): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      onLate()
+      resolve()
+    }, ms)
+  })
+  try {
+    await Promise.race([promise, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
 
 /** The caller's transaction as something to wait on: cancellable where the adapter can, never discarded. */
 function transactionWaitable(conn: TransactionConnection): Waitable {

@@ -12,6 +12,13 @@ export interface LockerOptions {
    * with drivers that report loss only on use. Off by default.
    */
   readonly keepAliveMs?: number
+  /**
+   * How long the server may stay silent, in milliseconds, once an acquire's `timeoutMs` passed, its
+   * signal aborted or `close()` ran, before the connection is given up as unresponsive (a stopped
+   * backend, a network partition): the acquire or `close()` then settles, and the connection is
+   * destroyed, which frees its locks as soon as the server notices. Default 5000.
+   */
+  readonly abandonAfterMs?: number
 }
 
 /** Options of `acquire`, `withLock` and transaction-scoped `acquire`. */
@@ -43,6 +50,7 @@ export const MAX_TIMEOUT_MS = 2_147_483_647
 export const DEFAULT_LOCKER_OPTIONS: ResolvedLockerOptions = Object.freeze({
   keyDerivation: keyDerivations.sha256,
   keepAliveMs: undefined,
+  abandonAfterMs: 5_000,
 })
 
 /** Acquire options after validation. */
@@ -134,30 +142,31 @@ export function resolveTryAcquireOptions(options: unknown): ResolvedAcquireOptio
 export interface ResolvedLockerOptions {
   readonly keyDerivation: KeyDerivation
   readonly keepAliveMs: number | undefined
+  readonly abandonAfterMs: number
 }
 
 /** Validates the options of `createLocker`; throws {@link InvalidOptionsError}. */
 export function resolveLockerOptions(options: unknown): ResolvedLockerOptions {
   if (options === undefined) return DEFAULT_LOCKER_OPTIONS
-  const o = checkObject(options, 'locker options', ['keyDerivation', 'keepAliveMs'])
+  const o = checkObject(options, 'locker options', ['keyDerivation', 'keepAliveMs', 'abandonAfterMs'])
   if (o.keyDerivation !== undefined && typeof o.keyDerivation !== 'function') {
     throw new InvalidOptionsError('keyDerivation', 'expected a function (name: string) => LockKey')
   }
-  const keepAliveMs = o.keepAliveMs
-  if (
-    keepAliveMs !== undefined &&
-    (typeof keepAliveMs !== 'number' ||
-      !Number.isFinite(keepAliveMs) ||
-      keepAliveMs < 1 ||
-      keepAliveMs > MAX_TIMEOUT_MS)
-  ) {
-    throw new InvalidOptionsError(
-      'keepAliveMs',
-      `expected a number of milliseconds in 1 .. ${MAX_TIMEOUT_MS}, got ${String(keepAliveMs)}`,
-    )
-  }
   return Object.freeze({
     keyDerivation: (o.keyDerivation as KeyDerivation | undefined) ?? DEFAULT_LOCKER_OPTIONS.keyDerivation,
-    keepAliveMs: keepAliveMs as number | undefined,
+    keepAliveMs: milliseconds(o.keepAliveMs, 'keepAliveMs'),
+    abandonAfterMs: milliseconds(o.abandonAfterMs, 'abandonAfterMs') ?? DEFAULT_LOCKER_OPTIONS.abandonAfterMs,
   })
+}
+
+/** A locker option in milliseconds: undefined, or a number in 1 .. MAX_TIMEOUT_MS. */
+function milliseconds(value: unknown, name: string): number | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 1 || value > MAX_TIMEOUT_MS) {
+    throw new InvalidOptionsError(
+      name,
+      `expected a number of milliseconds in 1 .. ${MAX_TIMEOUT_MS}, got ${String(value)}`,
+    )
+  }
+  return value
 }

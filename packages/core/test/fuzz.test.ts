@@ -132,16 +132,13 @@ function expectedOptions(value: unknown, allowed: readonly string[]): ExpectedOp
 function expectedLockerOptions(value: unknown): boolean {
   if (value === undefined) return true
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
-  if (Object.keys(value).some((name) => name !== 'keyDerivation' && name !== 'keepAliveMs')) return false
-  const { keyDerivation, keepAliveMs } = value as Record<string, unknown>
+  const names = ['keyDerivation', 'keepAliveMs', 'abandonAfterMs']
+  if (Object.keys(value).some((name) => !names.includes(name))) return false
+  const { keyDerivation, keepAliveMs, abandonAfterMs } = value as Record<string, unknown>
   if (keyDerivation !== undefined && typeof keyDerivation !== 'function') return false
-  return (
-    keepAliveMs === undefined ||
-    (typeof keepAliveMs === 'number' &&
-      Number.isFinite(keepAliveMs) &&
-      keepAliveMs >= 1 &&
-      keepAliveMs <= MAX_TIMEOUT_MS)
-  )
+  const isMilliseconds = (ms: unknown) =>
+    ms === undefined || (typeof ms === 'number' && Number.isFinite(ms) && ms >= 1 && ms <= MAX_TIMEOUT_MS)
+  return isMilliseconds(keepAliveMs) && isMilliseconds(abandonAfterMs)
 }
 
 // ---- arbitraries ----------------------------------------------------------------------------------
@@ -301,6 +298,7 @@ const UNKNOWN_OPTION_NAMES = [
   'timeoutMS',
   'Shared',
   'keepAliveMs',
+  'abandonAfterMs',
   'keyDerivation',
   'constructor',
   'toString',
@@ -623,19 +621,21 @@ describe('fuzz: keys and options', () => {
   })
 
   it('createLocker returns a locker or throws InvalidOptionsError synchronously, for any options and adapter', async () => {
+    const milliseconds = fc.oneof(
+      fc.integer({ min: 1, max: MAX_TIMEOUT_MS }),
+      around(MAX_TIMEOUT_MS, 2),
+      around(1, 2),
+      numbers,
+      scalars,
+    )
     const lockerOptions = fc.oneof(
       fc
         .tuple(
           fc.record(
             {
               keyDerivation: fc.oneof(fc.constantFrom(...Object.values(keyDerivations)), functions, scalars),
-              keepAliveMs: fc.oneof(
-                fc.integer({ min: 1, max: MAX_TIMEOUT_MS }),
-                around(MAX_TIMEOUT_MS, 2),
-                around(1, 2),
-                numbers,
-                scalars,
-              ),
+              keepAliveMs: milliseconds,
+              abandonAfterMs: milliseconds,
             },
             { requiredKeys: [] },
           ),

@@ -6,8 +6,9 @@ import type { Registry, RegistryEntry } from './registry.js'
  * abort whose `reason` is the error the acquire must reject with. (Not an AbortController: creating
  * one per acquire was the largest single cost of an uncontended acquire.)
  *
- * The server-side part of a wait is bounded by `lock_timeout`, never by a timer here: a client-side
- * timer alone would leave the server waiting, and it would later grant the lock to nobody.
+ * The server-side part of a wait is bounded by `lock_timeout`, not by a timer here: a client-side
+ * timer alone would leave the server waiting, and it would later grant the lock to nobody. Only a
+ * server that stays silent long past the deadline is given up on ({@link expire}).
  */
 export class Operation {
   readonly #deadline: number | undefined
@@ -15,6 +16,7 @@ export class Operation {
   readonly #onUserAbort: (() => void) | undefined
   readonly #registry: Registry<Operation>
   readonly #registration: RegistryEntry<Operation>
+  readonly #timeoutError: (cause?: unknown) => Error
   #timer: ReturnType<typeof setTimeout> | undefined
   #aborted = false
   #reason: unknown
@@ -32,8 +34,9 @@ export class Operation {
     registry: Registry<Operation>,
     userSignal: AbortSignal | undefined,
     timeoutMs: number | undefined,
-    timeoutError: () => Error,
+    timeoutError: (cause?: unknown) => Error,
   ) {
+    this.#timeoutError = timeoutError
     this.#registry = registry
     this.#registration = registry.add(this)
     this.#userSignal = userSignal
@@ -107,6 +110,14 @@ export class Operation {
     if (at >= 0) this.#moreListeners?.splice(at, 1)
   }
 
+  /**
+   * The deadline passed and the server did not say so (its `lock_timeout` reply never came): aborts
+   * with the timeout error, `cause` saying why.
+   */
+  expire(cause: unknown): void {
+    this.abort(this.#timeoutError(cause))
+  }
+
   /** Milliseconds left before the deadline, or undefined when there is none. */
   remainingMs(): number | undefined {
     return this.#deadline === undefined ? undefined : this.#deadline - performance.now()
@@ -167,6 +178,49 @@ export function raceOperation<T>(op: Operation, promise: Promise<T>, onLate: (va
         if (settled) return
         settled = true
         reject(error)
+      },
+    )
+  })
+}
+
+/** How `promise` settled, for {@link unlessSilent}'s late callback. */
+export type Settled<T> = { readonly value: T } | { readonly error: unknown }
+
+/**
+ * Waits for `promise` (a statement that is let finish even when `op` aborts), unless `op` aborted
+ * and `graceMs` then passed without it settling: it then rejects with `op.reason`, and `onLate`
+ * receives the outcome whenever it comes, so that what the statement took can be given back.
+ */
+export function unlessSilent<T>(
+  op: Operation,
+  promise: Promise<T>,
+  graceMs: number,
+  onLate: (outcome: Settled<T>) => void,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let late = false
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const onAbort = () => {
+      timer = setTimeout(() => {
+        late = true
+        reject(op.reason)
+      }, graceMs)
+      timer.unref?.()
+    }
+    op.onAbort(onAbort)
+    if (op.aborted) onAbort()
+    promise.then(
+      (value) => {
+        op.offAbort(onAbort)
+        clearTimeout(timer)
+        if (late) onLate({ value })
+        else resolve(value)
+      },
+      (error: unknown) => {
+        op.offAbort(onAbort)
+        clearTimeout(timer)
+        if (late) onLate({ error })
+        else reject(error)
       },
     )
   })

@@ -64,6 +64,7 @@ export class Session implements HandleOwner {
   /** Statements sent and not yet settled. */
   #pending = 0
   #keepAlive: ReturnType<typeof setInterval> | undefined
+  #abandoned = false
 
   readonly #registration: RegistryEntry<Session>
 
@@ -241,12 +242,19 @@ export class Session implements HandleOwner {
   }
 
   /**
-   * A cancel could not be delivered: without one, ending (or cleaning) the session is the only way
-   * to stop its wait, so the caller need not wait for the statement.
+   * A cancel could not be delivered, or the server stays silent: ending (or cleaning) the session is
+   * the only way to stop its wait, so the caller need not wait for the statement, nor for the
+   * connection's end (which a silent server may delay by as long as it stays silent).
    */
   onCancelFailed(): boolean {
+    this.#abandoned = true
     void this.dispose(true)
     return true
+  }
+
+  /** Given up on ({@link onCancelFailed}): destroyed in the background, nobody waits for it. */
+  get abandoned(): boolean {
+    return this.#abandoned
   }
 
   /** Cancels the statement in flight; rejects when the adapter cannot. */
@@ -271,8 +279,8 @@ export class Session implements HandleOwner {
       // Held locks do not keep the process alive on their own, and neither does their keep-alive.
       this.#keepAlive.unref?.()
     }
-    // The session may have died between the lock's grant and this bookkeeping.
-    if (this.#state === 'lost') {
+    // The session may have died (or been handed back) between the lock's grant and this bookkeeping.
+    if (this.#state !== 'open') {
       this.#holds.delete(handle)
       handle.markLost(new LockLostError(key, 'its connection ended', { cause: this.#lostCause }))
     }
