@@ -465,10 +465,16 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
     const GRACE = 300
 
     /** A locker whose connections go through a relay that can go silent (a network partition). */
-    async function silentSetup(): Promise<Setup<Tx> & { readonly proxy: SilentProxy }> {
+    async function silentSetup(
+      lockerOptions: LockerOptions = {},
+    ): Promise<Setup<Tx> & { readonly proxy: SilentProxy }> {
       const proxy = await SilentProxy.start(url)
       onTestFinished(() => proxy.close())
-      return { proxy, ...(await setup({ url: proxy.url, lockerOptions: { abandonAfterMs: GRACE } })) }
+      const lockerSetup = await setup({
+        url: proxy.url,
+        lockerOptions: { abandonAfterMs: GRACE, ...lockerOptions },
+      })
+      return { proxy, ...lockerSetup }
     }
 
     it('a timed wait rejects with LockTimeoutError abandonAfterMs past its deadline; the lock granted to the silent backend is freed once its connection ends', async () => {
@@ -549,6 +555,27 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
       expect(holding.held).toBe(true)
       await holding.release()
       expect(await admin.locks(a)).toEqual([])
+    })
+
+    it('with keepAliveMs, the locks on a connection whose server went silent are reported lost once a statement stayed unanswered for abandonAfterMs, and freed when the connection ends', async () => {
+      const { proxy, locker } = await silentSetup({ keepAliveMs: 100 })
+      const [a, b] = [randomKey(), randomKey()]
+      const handles = [await locker.acquire(a), await locker.acquire(b)]
+      proxy.silence()
+      const t0 = performance.now()
+      await waitFor('the loss to be reported', () => handles.every((handle) => handle.signal.aborted))
+      expect(elapsedSince(t0)).toBeGreaterThan(GRACE - 50)
+      for (const handle of handles) {
+        expect(handle.held).toBe(false)
+        expect(handle.signal.reason).toBeInstanceOf(LockLostError)
+        expect(String((handle.signal.reason as Error).cause)).toMatch(/has not answered/)
+        await handle.release()
+      }
+      await proxy.close()
+      await waitFor(
+        'the locks to be freed',
+        async () => (await admin.locks(a)).length + (await admin.locks(b)).length === 0,
+      )
     })
 
     it('close() settles abandonAfterMs after the server went silent: held locks are reported lost, waits reject with LockerClosedError, and the server frees everything once the connections end', async () => {

@@ -157,6 +157,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
       onIdle: (session) => void session.dispose(false),
       sessions: this.#sessions,
       keepAliveMs: options.keepAliveMs,
+      abandonAfterMs: options.abandonAfterMs,
     }
   }
 

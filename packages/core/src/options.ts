@@ -9,7 +9,8 @@ export interface LockerOptions {
    * Every `keepAliveMs` milliseconds, run a trivial statement on each connection that holds session
    * locks, so that idle killers (`idle_session_timeout`, proxies and firewalls that drop quiet
    * connections) do not end it, and so that a dead or moved session is noticed within that time even
-   * with drivers that report loss only on use. Off by default.
+   * with drivers that report loss only on use; and so that the locks on a connection whose server has
+   * left a statement unanswered for `abandonAfterMs` are reported lost. Off by default.
    */
   readonly keepAliveMs?: number
   /**

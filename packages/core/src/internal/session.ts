@@ -19,6 +19,8 @@ export interface SessionHooks {
   readonly sessions: Registry<Session>
   /** The locker's keep-alive period for sessions that hold locks, if any. */
   readonly keepAliveMs: number | undefined
+  /** How long the server may leave a statement unanswered before the keep-alive gives the session up. */
+  readonly abandonAfterMs: number
 }
 
 /**
@@ -63,6 +65,12 @@ export class Session implements HandleOwner {
   #inFlight: Promise<unknown> = SETTLED
   /** Statements sent and not yet settled. */
   #pending = 0
+  /** Statements answered so far, and as seen by the last keep-alive tick (see {@link #keepAliveTick}). */
+  #answers = 0
+  #answersAtTick = 0
+  #pendingAtTick = false
+  /** Whole keep-alive periods the server has left a statement unanswered, in milliseconds. */
+  #silentMs = 0
   #keepAlive: ReturnType<typeof setInterval> | undefined
   #abandoned = false
 
@@ -217,16 +225,32 @@ export class Session implements HandleOwner {
       })
     }
     this.#pending++
-    this.#inFlight = running.then(
-      () => this.#pending--,
-      () => this.#pending--,
-    )
+    this.#inFlight = running.then(this.#answered, this.#answered)
     return running
   }
 
-  /** One keep-alive tick: skipped while a statement runs; notices a dead or moved session. */
+  readonly #answered = (): void => {
+    this.#pending--
+    this.#answers++
+  }
+
+  /**
+   * One keep-alive tick: skipped while a statement runs; notices a dead or moved session, and a
+   * server that has left a statement unanswered for longer than `abandonAfterMs` (a network
+   * partition, a stopped backend): its locks can no longer be vouched for, so they are reported lost.
+   */
   #keepAliveTick(): void {
-    if (this.#state !== 'open' || this.#pending > 0 || this.#exclusive || this.#holds.size === 0) return
+    if (this.#state !== 'open' || this.#exclusive || this.#holds.size === 0) return
+    // Pending at the last tick too, and nothing answered since: unanswered for one more whole period.
+    const silent = this.#pendingAtTick && this.#answers === this.#answersAtTick
+    this.#silentMs = silent ? this.#silentMs + (this.#hooks.keepAliveMs ?? 0) : 0
+    this.#answersAtTick = this.#answers
+    this.#pendingAtTick = this.#pending > 0
+    if (this.#silentMs >= this.#hooks.abandonAfterMs) {
+      this.lose(new Error(`pglock: the server has not answered for over ${this.#silentMs} ms`))
+      return
+    }
+    if (this.#pending > 0) return
     this.query(KEEPALIVE).then(
       (rows) => {
         const pid = rows[0]?.pid
