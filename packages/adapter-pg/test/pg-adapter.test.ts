@@ -1,5 +1,5 @@
-import { Admin, randomKey } from '@pglock/conformance'
-import { createLocker, LockLostError, NotInTransactionError } from '@pglock/core'
+import { Admin, randomKey, SilentProxy } from '@pglock/conformance'
+import { createLocker, LockLostError, LockTimeoutError, NotInTransactionError } from '@pglock/core'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest'
 import { type PgPoolLike, pgAdapter } from '../src/index.js'
@@ -59,6 +59,22 @@ describe('pg adapter', () => {
       }),
     ).rejects.toBeInstanceOf(LockLostError)
     await locker.close()
+  })
+
+  it('a try given up on a silent backend that holds nothing else destroys its client: the pool ends while the server is still silent', async () => {
+    const proxy = await SilentProxy.start(url)
+    onTestFinished(() => proxy.close())
+    const pool = new pg.Pool({ connectionString: proxy.url, max: 2 })
+    pool.on('error', () => {})
+    const locker = createLocker(pgAdapter(pool), { abandonAfterMs: 200 })
+    await (await locker.acquire(randomKey())).release()
+    expect(pool.idleCount).toBe(1)
+    // That backend stops: the next acquire's try, on the idle client, is never answered.
+    proxy.silenceExisting()
+    await expect(locker.acquire(randomKey(), { timeoutMs: 100 })).rejects.toBeInstanceOf(LockTimeoutError)
+    await locker.close()
+    expect(pool.totalCount).toBe(0)
+    await pool.end()
   })
 
   it('keeps no listeners behind: an error listener only while a client is lent', async () => {

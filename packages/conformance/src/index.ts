@@ -7,4 +7,5 @@ export type {
   ConformanceOptions,
   HarnessOptions,
 } from './harness.js'
+export { SilentProxy } from './silent-proxy.js'
 export { runAdapterConformance } from './suite.js'

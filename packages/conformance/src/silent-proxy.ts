@@ -1,18 +1,24 @@
 import net from 'node:net'
 
-type Pair = readonly [client: net.Socket, server: net.Socket]
+interface Pair {
+  readonly client: net.Socket
+  readonly server: net.Socket
+  silent: boolean
+}
 
 /**
  * A TCP relay in front of the server that can go silent, as a network partition or a stopped backend
- * does: every connection through it (and every new one, such as a driver's cancel request) stops
- * carrying bytes either way, while both ends stay open. `close()` ends the partition with a reset:
- * each side then sees its peer gone, so the server ends the backends behind it.
+ * does: a silent connection stops carrying bytes either way, while both ends stay open. `silence()`
+ * silences every connection, including new ones such as a driver's cancel request (a partition);
+ * `silenceExisting()` only those open now (a stopped backend on a server that otherwise answers).
+ * `close()` ends it all with a reset: each side then sees its peer gone, so the server ends the
+ * backends behind it.
  */
 export class SilentProxy {
   readonly #pairs = new Set<Pair>()
   readonly #server: net.Server
   readonly #target: URL
-  #silent = false
+  #silentNew = false
 
   private constructor(target: string) {
     this.#target = new URL(target)
@@ -36,18 +42,20 @@ export class SilentProxy {
 
   #relay(client: net.Socket): void {
     const server = net.connect(Number(this.#target.port || 5432), this.#target.hostname)
-    const pair: Pair = [client, server]
+    const pair: Pair = { client, server, silent: false }
     this.#pairs.add(pair)
-    for (const socket of pair) {
+    for (const socket of [client, server]) {
       socket.on('error', () => {})
-      // One side gone ends the other too, unless the partition is on: then nothing crosses.
+      // One side gone ends the other too, unless the connection is silent: then nothing crosses.
       socket.on('close', () => {
-        if (this.#silent) return
-        for (const other of pair) other.destroy()
+        if (pair.silent) return
+        client.destroy()
+        server.destroy()
         this.#pairs.delete(pair)
       })
     }
-    if (this.#silent) {
+    if (this.#silentNew) {
+      pair.silent = true
       client.pause()
     } else {
       client.pipe(server)
@@ -55,36 +63,50 @@ export class SilentProxy {
     }
   }
 
-  /** From now on, no byte crosses, either way, on any connection. */
-  silence(): void {
-    this.#silent = true
-    for (const [client, server] of this.#pairs) {
-      client.unpipe(server)
-      server.unpipe(client)
-      client.pause()
-      server.pause()
-    }
+  #silence(pair: Pair): void {
+    pair.silent = true
+    pair.client.unpipe(pair.server)
+    pair.server.unpipe(pair.client)
+    pair.client.pause()
+    pair.server.pause()
   }
 
-  /** Ends the partition: what was held up crosses now, and so does everything after it. */
+  /** From now on, no byte crosses, either way, on any connection, new ones included. */
+  silence(): void {
+    this.#silentNew = true
+    for (const pair of this.#pairs) this.#silence(pair)
+  }
+
+  /** From now on, no byte crosses on the connections open now; new ones are relayed as usual. */
+  silenceExisting(): void {
+    for (const pair of this.#pairs) this.#silence(pair)
+  }
+
+  /** Ends the silence: what was held up crosses now, and so does everything after it. */
   resume(): void {
-    this.#silent = false
+    this.#silentNew = false
     for (const pair of this.#pairs) {
-      const [client, server] = pair
-      if (client.destroyed || server.destroyed) {
-        for (const socket of pair) socket.destroy()
+      if (!pair.silent) continue
+      pair.silent = false
+      if (pair.client.destroyed || pair.server.destroyed) {
+        pair.client.destroy()
+        pair.server.destroy()
         this.#pairs.delete(pair)
         continue
       }
-      client.pipe(server)
-      server.pipe(client)
+      pair.client.pipe(pair.server)
+      pair.server.pipe(pair.client)
     }
   }
 
-  /** Ends the partition with a reset on every connection, and accepts no new ones. Idempotent. */
+  /** Ends every connection with a reset, and accepts no new ones. Idempotent. */
   async close(): Promise<void> {
-    this.#silent = false
-    for (const pair of this.#pairs) for (const socket of pair) socket.resetAndDestroy()
+    this.#silentNew = false
+    for (const pair of this.#pairs) {
+      pair.silent = false
+      pair.client.resetAndDestroy()
+      pair.server.resetAndDestroy()
+    }
     this.#pairs.clear()
     if (!this.#server.listening) return
     await new Promise<void>((resolve) => this.#server.close(() => resolve()))

@@ -25,6 +25,7 @@ import type { LockHandle, LockHandleImpl } from './lock-handle.js'
 import {
   type AcquireOptions,
   type LockerOptions,
+  MAX_TIMEOUT_MS,
   type ResolvedAcquireOptions,
   type ResolvedLockerOptions,
   resolveAcquireOptions,
@@ -352,7 +353,9 @@ class LockerImpl<Tx> implements Locker<Tx> {
       op,
       session.query(sessionTryLock(key, mode)),
       this.#options.abandonAfterMs,
+      () => session.triedInSilence(id),
       (late) => {
+        session.answeredAgain()
         if ('error' in late) {
           void this.#afterFailedSessionWait(session, id, key, mode, late.error, op, undefined)
         } else if (late.value[0]?.acquired === true) {
@@ -574,7 +577,10 @@ class LockerImpl<Tx> implements Locker<Tx> {
     }
     // The server ends a timed wait itself (lock_timeout); this timer only catches one that never says so.
     const remaining = op.remainingMs()
-    let stall = remaining === undefined ? undefined : setTimeout(abandon, Math.max(remaining, 0) + grace)
+    let stall =
+      remaining === undefined
+        ? undefined
+        : setTimeout(abandon, Math.min(Math.max(remaining, 0) + grace, MAX_TIMEOUT_MS))
     stall?.unref?.()
     let cancelling: Promise<void> | undefined
     const onAbort = () => {

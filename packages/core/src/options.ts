@@ -17,7 +17,8 @@ export interface LockerOptions {
    * How long the server may stay silent, in milliseconds, once an acquire's `timeoutMs` passed, its
    * signal aborted or `close()` ran, before the connection is given up as unresponsive (a stopped
    * backend, a network partition): the acquire or `close()` then settles, and the connection is
-   * destroyed, which frees its locks as soon as the server notices. Default 5000.
+   * ended, which frees its locks once the server notices. Keep it well above the round-trip time.
+   * Default 5000.
    */
   readonly abandonAfterMs?: number
 }

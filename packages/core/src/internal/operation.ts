@@ -188,13 +188,15 @@ export type Settled<T> = { readonly value: T } | { readonly error: unknown }
 
 /**
  * Waits for `promise` (a statement that is let finish even when `op` aborts), unless `op` aborted
- * and `graceMs` then passed without it settling: it then rejects with `op.reason`, and `onLate`
- * receives the outcome whenever it comes, so that what the statement took can be given back.
+ * and `graceMs` then passed without it settling: it then calls `onSilent`, rejects with `op.reason`,
+ * and `onLate` receives the outcome whenever it comes, so that what the statement took can be given
+ * back.
  */
 export function unlessSilent<T>(
   op: Operation,
   promise: Promise<T>,
   graceMs: number,
+  onSilent: () => void,
   onLate: (outcome: Settled<T>) => void,
 ): Promise<T> {
   return new Promise<T>((resolve, reject) => {
@@ -203,6 +205,7 @@ export function unlessSilent<T>(
     const onAbort = () => {
       timer = setTimeout(() => {
         late = true
+        onSilent()
         reject(op.reason)
       }, graceMs)
       timer.unref?.()

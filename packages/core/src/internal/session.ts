@@ -73,6 +73,8 @@ export class Session implements HandleOwner {
   #silentMs = 0
   #keepAlive: ReturnType<typeof setInterval> | undefined
   #abandoned = false
+  /** See {@link triedInSilence}. */
+  #silent = false
 
   readonly #registration: RegistryEntry<Session>
 
@@ -138,7 +140,28 @@ export class Session implements HandleOwner {
    * about to be) open, no blocking wait has it, and it neither holds nor tries that key already.
    */
   canTry(id: string): boolean {
-    return (this.#state === 'open' || this.#state === 'connecting') && !this.#exclusive && !this.#keys.has(id)
+    return (
+      (this.#state === 'open' || this.#state === 'connecting') &&
+      !this.#exclusive &&
+      !this.#silent &&
+      !this.#keys.has(id)
+    )
+  }
+
+  /**
+   * A try here was given up on because the server did not answer it: new acquires try elsewhere
+   * until it does ({@link answeredAgain}), rather than queue behind it. When nothing else uses the
+   * session, it is given up on altogether. Returns whether it was.
+   */
+  triedInSilence(id: string): boolean {
+    if (this.#holds.size === 0 && this.#keys.size === 1 && this.#keys.has(id)) return this.onCancelFailed()
+    this.#silent = true
+    return false
+  }
+
+  /** The server answered the try given up on: the session takes tries again. */
+  answeredAgain(): void {
+    this.#silent = false
   }
 
   /** Promises the session to an acquire of `id`; undone by {@link settle}, or kept by a hold. */
@@ -245,11 +268,12 @@ export class Session implements HandleOwner {
     const silent = this.#pendingAtTick && this.#answers === this.#answersAtTick
     this.#silentMs = silent ? this.#silentMs + (this.#hooks.keepAliveMs ?? 0) : 0
     this.#answersAtTick = this.#answers
-    this.#pendingAtTick = this.#pending > 0
     if (this.#silentMs >= this.#hooks.abandonAfterMs) {
       this.lose(new Error(`pglock: the server has not answered for over ${this.#silentMs} ms`))
       return
     }
+    // Counted from when the statement was sent: the keep-alive below, or the one still in flight.
+    this.#pendingAtTick = true
     if (this.#pending > 0) return
     this.query(KEEPALIVE).then(
       (rows) => {
@@ -297,16 +321,17 @@ export class Session implements HandleOwner {
     this.#holds.set(handle, id)
     this.#keys.add(id)
     this.#exclusive = false
+    // The session may have died (or been handed back) between the lock's grant and this bookkeeping.
+    if (this.#state !== 'open') {
+      this.#holds.delete(handle)
+      handle.markLost(new LockLostError(key, 'its connection ended', { cause: this.#lostCause }))
+      return handle
+    }
     const keepAliveMs = this.#hooks.keepAliveMs
     if (keepAliveMs !== undefined && this.#keepAlive === undefined) {
       this.#keepAlive = setInterval(() => this.#keepAliveTick(), keepAliveMs)
       // Held locks do not keep the process alive on their own, and neither does their keep-alive.
       this.#keepAlive.unref?.()
-    }
-    // The session may have died (or been handed back) between the lock's grant and this bookkeeping.
-    if (this.#state !== 'open') {
-      this.#holds.delete(handle)
-      handle.markLost(new LockLostError(key, 'its connection ended', { cause: this.#lostCause }))
     }
     return handle
   }
