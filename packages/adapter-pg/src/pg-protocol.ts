@@ -61,6 +61,8 @@ export function sendCancelRequest(client: PgCancelTarget): Promise<void> {
         ? netConnect(`${host}/.s.PGSQL.${port}`)
         : netConnect(port, host ?? 'localhost')
     socket.setTimeout(10_000, () => socket.destroy(new Error('pg: cancel request timed out')))
+    // A cancel to a server gone silent must not keep the process alive once the core gave up on it.
+    socket.unref()
     socket.once('error', reject)
     socket.once('close', () => resolve())
     socket.once('connect', () => {
