@@ -355,7 +355,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
       this.#options.abandonAfterMs,
       () => session.triedInSilence(id),
       (late) => {
-        session.answeredAgain()
+        session.answeredAgain(id)
         if ('error' in late) {
           void this.#afterFailedSessionWait(session, id, key, mode, late.error, op, undefined)
         } else if (late.value[0]?.acquired === true) {

@@ -75,6 +75,8 @@ export class Session implements HandleOwner {
   #abandoned = false
   /** See {@link triedInSilence}. */
   #silent = false
+  /** The keys whose tries here were given up on, until their answers come. */
+  #givenUp: Set<string> | undefined
 
   readonly #registration: RegistryEntry<Session>
 
@@ -154,13 +156,19 @@ export class Session implements HandleOwner {
    * session, it is given up on altogether. Returns whether it was.
    */
   triedInSilence(id: string): boolean {
-    if (this.#holds.size === 0 && this.#keys.size === 1 && this.#keys.has(id)) return this.onCancelFailed()
+    this.#givenUp ??= new Set()
+    const givenUp = this.#givenUp
+    givenUp.add(id)
+    // Nothing held, and every acquire here gave up its try: nothing is left to wait for the server.
+    if (this.#holds.size === 0 && [...this.#keys].every((key) => givenUp.has(key)))
+      return this.onCancelFailed()
     this.#silent = true
     return false
   }
 
-  /** The server answered the try given up on: the session takes tries again. */
-  answeredAgain(): void {
+  /** The server answered the try of `id` given up on: the session takes tries again. */
+  answeredAgain(id: string): void {
+    this.#givenUp?.delete(id)
     this.#silent = false
   }
 
