@@ -131,12 +131,12 @@ interface Waitable {
   query(statement: Statement): Promise<readonly Row[]>
   cancel(): Promise<void>
   /**
-   * The cancel could not be delivered, or the server stays silent. Returns true when the caller may
-   * stop waiting for the statement at once (a lent session is discarded and cleaned in the
-   * background); false when it must wait for the statement to end (the caller's own transaction
+   * Gives up on the statement: the cancel could not be delivered, or the server stays silent. Returns
+   * true when the caller may stop waiting for it at once (a lent session is discarded and cleaned in
+   * the background); false when it must wait for the statement to end (the caller's own transaction
    * cannot be discarded).
    */
-  onCancelFailed(): boolean
+  abandon(): boolean
 }
 
 class LockerImpl<Tx> implements Locker<Tx> {
@@ -215,7 +215,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
         await Promise.all(
           this.#sessions
             .values()
-            .map((session) => unlessLate(session.revokeAll(), grace, () => session.onCancelFailed())),
+            .map((session) => unlessLate(session.revokeAll(), grace, () => session.abandon())),
         )
         await this.#adapter.close?.()
       })()
@@ -565,9 +565,9 @@ class LockerImpl<Tx> implements Locker<Tx> {
       )
     })
     const grace = this.#options.abandonAfterMs
-    const abandon = () => {
+    const giveUpIfSilent = () => {
       if (settled || abandoned) return
-      abandoned = target.onCancelFailed()
+      abandoned = target.abandon()
       if (!op.aborted) {
         op.expire(
           new Error(`pglock: the server did not answer within ${grace} ms of the deadline (lock_timeout)`),
@@ -580,12 +580,12 @@ class LockerImpl<Tx> implements Locker<Tx> {
     let stall =
       remaining === undefined
         ? undefined
-        : setTimeout(abandon, Math.min(Math.max(remaining, 0) + grace, MAX_TIMEOUT_MS))
+        : setTimeout(giveUpIfSilent, Math.min(Math.max(remaining, 0) + grace, MAX_TIMEOUT_MS))
     stall?.unref?.()
     let cancelling: Promise<void> | undefined
     const onAbort = () => {
       clearTimeout(stall)
-      stall = setTimeout(abandon, grace)
+      stall = setTimeout(giveUpIfSilent, grace)
       stall.unref?.()
       // A cancel that reaches the backend before the statement does is ignored by the server (it
       // discards cancels while idle), so keep cancelling, backing off, until the statement settles.
@@ -598,7 +598,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
           clearTimeout(timer)
         }
       })().catch(() => {
-        if (!abandoned && target.onCancelFailed()) {
+        if (!abandoned && target.abandon()) {
           abandoned = true
           giveUp(op.reason)
         }
@@ -810,7 +810,7 @@ function transactionWaitable(conn: TransactionConnection): Waitable {
     cancel: () =>
       conn.cancel === undefined ? Promise.reject(new Error('pglock: no cancel')) : conn.cancel(),
     // The caller's transaction cannot be discarded: the wait then ends on its own terms.
-    onCancelFailed: () => false,
+    abandon: () => false,
   }
 }
 

@@ -160,8 +160,7 @@ export class Session implements HandleOwner {
     const givenUp = this.#givenUp
     givenUp.add(id)
     // Nothing held, and every acquire here gave up its try: nothing is left to wait for the server.
-    if (this.#holds.size === 0 && [...this.#keys].every((key) => givenUp.has(key)))
-      return this.onCancelFailed()
+    if (this.#holds.size === 0 && [...this.#keys].every((key) => givenUp.has(key))) return this.abandon()
     this.#silent = true
     return false
   }
@@ -298,17 +297,18 @@ export class Session implements HandleOwner {
   }
 
   /**
-   * A cancel could not be delivered, or the server stays silent: ending (or cleaning) the session is
-   * the only way to stop its wait, so the caller need not wait for the statement, nor for the
-   * connection's end (which a silent server may delay by as long as it stays silent).
+   * Gives the session up: a cancel could not be delivered, the server stays silent, or close() found
+   * its unlocks unanswered. Ending (or cleaning) the session is the only way to stop its statement,
+   * so the caller need not wait for it, nor for the connection's end (which a silent server may delay
+   * by as long as it stays silent).
    */
-  onCancelFailed(): boolean {
+  abandon(): boolean {
     this.#abandoned = true
     void this.dispose(true)
     return true
   }
 
-  /** Given up on ({@link onCancelFailed}): destroyed in the background, nobody waits for it. */
+  /** Given up on ({@link abandon}): destroyed in the background, nobody waits for it. */
   get abandoned(): boolean {
     return this.#abandoned
   }
