@@ -81,6 +81,7 @@ function over(
   return {
     name,
     connect: (options) => base.connect(options),
+    poolHasWaiters: () => base.poolHasWaiters?.() ?? true,
     transaction(tx) {
       const kinds = entityKinds(tx)
       // A drizzle tx is also a drizzle database (PgTransaction extends PgDatabase), so ask this first.

@@ -69,6 +69,7 @@ export function kyselyAdapter(db: KyselyLike, options: KyselyAdapterOptions = {}
     name: 'kysely',
     connect: (connectOptions) =>
       session === undefined ? Promise.reject(new Error(NO_POOL)) : session.connect(connectOptions),
+    poolHasWaiters: () => session?.poolHasWaiters?.() ?? true,
     transaction(tx): TransactionConnection {
       if (typeof (tx as Partial<KyselyLike> | null)?.getExecutor !== 'function') {
         throw new TypeError('kyselyAdapter: locker.transaction(trx) expects a Kysely transaction')

@@ -26,6 +26,8 @@ export interface PgPoolClientLike extends PgClientLike {
 /** The slice of `pg.Pool` this adapter uses ("the subset of pg's Pool that we need"). */
 export interface PgPoolLike {
   connect(): Promise<PgPoolClientLike>
+  /** Callers waiting for a client (pg.Pool has it); without it, the core hands every client back at once. */
+  readonly waitingCount?: number
 }
 
 /** Options of {@link pgAdapter}. */
@@ -54,6 +56,7 @@ export function pgAdapter(pool: PgPoolLike, options: PgAdapterOptions = {}): Ada
   const runOnSession = options.prepare === false ? run : runPrepared
   return {
     name: 'pg',
+    poolHasWaiters: () => (typeof pool.waitingCount === 'number' ? pool.waitingCount > 0 : true),
     async connect({ onLost }): Promise<SessionConnection> {
       const client = await pool.connect()
       let lost: unknown

@@ -68,6 +68,8 @@ describe('pg adapter', () => {
     pool.on('error', () => {})
     const locker = createLocker(pgAdapter(pool), { abandonAfterMs: 200 })
     await (await locker.acquire(randomKey())).release()
+    // Back in the pool at the end of the turn.
+    await new Promise((resolve) => setImmediate(resolve))
     expect(pool.idleCount).toBe(1)
     // That backend stops: the next acquires' tries, both on the idle client, are never answered.
     proxy.silenceExisting()
@@ -82,6 +84,32 @@ describe('pg adapter', () => {
     await locker.close()
     expect(pool.totalCount).toBe(0)
     await pool.end()
+  })
+
+  it('a client freed by a release goes back to the pool at the end of the turn, or at once to a waiter', async () => {
+    const pool = newPool(1)
+    const locker = createLocker(pgAdapter(pool))
+    await (await locker.acquire(randomKey())).release()
+    // Kept for an acquire later in this turn of the event loop…
+    expect(pool.idleCount).toBe(0)
+    await new Promise((resolve) => setImmediate(resolve))
+    // …and back in the pool after it.
+    expect([pool.totalCount, pool.idleCount]).toEqual([1, 1])
+    // The app waits for the pool's only client while a lock holds it: the release hands the client
+    // to the app, and the acquire that follows in the same turn waits its turn in the pool.
+    const held = await locker.acquire(randomKey())
+    const app = pool.query('SELECT 1')
+    expect(pool.waitingCount).toBe(1)
+    await held.release()
+    const next = locker.acquire(randomKey())
+    const first = await Promise.race([app.then(() => 'app'), next.then(() => 'lock')])
+    await (await next).release()
+    await app
+    expect(first).toBe('app')
+    // close() right after a release hands the kept client back before it resolves.
+    await (await locker.acquire(randomKey())).release()
+    await locker.close()
+    expect([pool.totalCount, pool.idleCount]).toEqual([1, 1])
   })
 
   it('keeps no listeners behind: an error listener only while a client is lent', async () => {

@@ -39,6 +39,9 @@ function countingLocker(max = 4, options: PgAdapterOptions = {}) {
   let named = 0
   const wrapped = new WeakSet<object>()
   const counting: PgPoolLike = {
+    get waitingCount() {
+      return pool.waitingCount
+    },
     async connect() {
       const client = await pool.connect()
       checkouts++
@@ -70,6 +73,9 @@ function countingLocker(max = 4, options: PgAdapterOptions = {}) {
   }
 }
 
+/** Lets the current turn of the event loop end (setImmediate callbacks run). */
+const endOfTurn = () => new Promise<void>((resolve) => setImmediate(resolve))
+
 /**
  * The advisory-lock function a statement calls, which is what tells the statements apart ('set_config'
  * for the statements that set or restore the timeouts of a transaction-scoped wait).
@@ -82,6 +88,7 @@ function lockFunction(text: string): string {
 describe('round trips per acquire (pg)', () => {
   it('uncontended: acquire + release is one statement each, timed or not, tryAcquire too', async () => {
     const { locker, take } = countingLocker()
+    let checkouts = 1
     for (const acquire of [
       () => locker.acquire(randomKey()),
       () => locker.acquire(randomKey(), { timeoutMs: 5_000 }),
@@ -92,8 +99,10 @@ describe('round trips per acquire (pg)', () => {
       await handle.release()
       expect(take()).toEqual({
         statements: ['pg_try_advisory_lock', 'pg_advisory_unlock'],
-        checkouts: 1,
+        checkouts,
       })
+      // The next acquire comes in the same turn of the event loop: it takes the connection just freed.
+      checkouts = 0
     }
   })
 
@@ -121,6 +130,11 @@ describe('round trips per acquire (pg)', () => {
     })
     const again = await locker.acquire(key)
     await again.release()
+    // On the connection the first one freed: it is kept until the end of the turn for such an acquire.
+    expect(take()).toEqual({ statements: ['pg_advisory_lock', 'pg_advisory_unlock'], checkouts: 0 })
+    await endOfTurn()
+    const third = await locker.acquire(key)
+    await third.release()
     expect(take()).toEqual({ statements: ['pg_advisory_lock', 'pg_advisory_unlock'], checkouts: 1 })
     // tryAcquire never waits, so it tries whatever the key's recent history.
     const tried = await locker.tryAcquire(key)

@@ -144,6 +144,7 @@ export function postgresjsAdapter(
 
   return {
     name: 'postgres.js',
+    poolHasWaiters: () => waiters.length > 0,
     async connect({ onLost }): Promise<SessionConnection> {
       const postgres = loaded ?? (await loadPostgres())
       if (closed) throw adapterClosed()

@@ -149,6 +149,16 @@ export interface Adapter<Tx = unknown> {
    */
   transaction(tx: Tx): TransactionConnection
 
+  /**
+   * Optional. Whether anybody waits for a connection of the pool that `connect` lends from: the app's
+   * own queries, or this adapter's other `connect` calls. A connection that has just come to hold
+   * nothing is kept until the end of the current turn of the event loop, for an acquire that follows
+   * at once (a release, then the next acquire): it saves a pool checkout and return per lock. When
+   * somebody waits for the pool, the core hands it back at once instead, so that they are served in
+   * turn. Without this method the core always hands it back at once.
+   */
+  poolHasWaiters?(): boolean
+
   /** The SQLSTATE of a driver error, wherever the driver keeps it; undefined when there is none. */
   sqlState(error: unknown): string | undefined
 

@@ -150,12 +150,18 @@ class LockerImpl<Tx> implements Locker<Tx> {
   readonly #sessionHooks: SessionHooks
 
   #closing: Promise<void> | undefined
+  /**
+   * Sessions that came to hold nothing during this turn of the event loop, kept for an acquire that
+   * follows at once; handed back at the end of the turn (see `Adapter.poolHasWaiters`).
+   */
+  readonly #spares: Session[] = []
+  #sparesTimer: ReturnType<typeof setImmediate> | undefined
 
   constructor(adapter: Adapter<Tx>, options: ResolvedLockerOptions) {
     this.#adapter = adapter
     this.#options = options
     this.#sessionHooks = {
-      onIdle: (session) => void session.dispose(false),
+      onIdle: (session) => this.#onIdle(session),
       sessions: this.#sessions,
       keepAliveMs: options.keepAliveMs,
       abandonAfterMs: options.abandonAfterMs,
@@ -207,9 +213,10 @@ class LockerImpl<Tx> implements Locker<Tx> {
   close(): Promise<void> {
     if (this.#closing === undefined) {
       this.#closing = (async () => {
+        const spares = this.#handBackSpares()
         const pending = this.#operations.values()
         for (const op of pending) op.abort(new LockerClosedError())
-        await Promise.all(pending.map((op) => op.done))
+        await Promise.all([...spares, ...pending.map((op) => op.done)])
         // A session whose unlocks the server does not answer is destroyed rather than waited for.
         const grace = this.#options.abandonAfterMs
         await Promise.all(
@@ -289,7 +296,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
     if (noWait || !this.#isContended(id)) {
       for (let attempt = 1; ; attempt++) {
         session = this.#sessionToTry(id)
-        await this.#ready(session, id, key, op)
+        if (op.aborted || !session.isOpen) await this.#ready(session, id, key, op)
         try {
           row = (await this.#tryOnSession(session, id, key, mode, op))[0]
           break
@@ -310,7 +317,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
       if (session === undefined || !session.claimForWait(id)) {
         session?.settle(id)
         session = this.#openSession(id, true)
-        await this.#ready(session, id, key, op)
+        if (op.aborted || !session.isOpen) await this.#ready(session, id, key, op)
       }
       op.startServerWait()
       row = await this.#waitOnSession(session, id, key, mode, timeoutMs, op)
@@ -394,8 +401,45 @@ class LockerImpl<Tx> implements Locker<Tx> {
     }
   }
 
-  /** A new session from the adapter, reserved for `id` (and for its blocking wait when `exclusive`). */
+  /** A session came to hold nothing: it goes back to the adapter, at once or at the end of this turn. */
+  #onIdle(session: Session): void {
+    if (this.#closed || this.#poolHasWaiters()) {
+      void session.dispose(false)
+      return
+    }
+    this.#spares.push(session)
+    this.#sparesTimer ??= setImmediate(this.#endOfTurn)
+  }
+
+  #poolHasWaiters(): boolean {
+    return this.#adapter.poolHasWaiters?.() ?? true
+  }
+
+  readonly #endOfTurn = (): void => {
+    this.#sparesTimer = undefined
+    this.#handBackSpares()
+  }
+
+  /** Hands the spare sessions back to the adapter; returns their releases. */
+  #handBackSpares(): Promise<void>[] {
+    clearImmediate(this.#sparesTimer)
+    this.#sparesTimer = undefined
+    const released: Promise<void>[] = []
+    // A spare taken since (by a try that found it) is no longer idle: it goes back when it is again.
+    for (const session of this.#spares) if (session.isIdle) released.push(session.dispose(false))
+    this.#spares.length = 0
+    return released
+  }
+
+  /** A spare session if nobody waits for the pool, or a new one from the adapter; reserved for `id` (and for its blocking wait when `exclusive`). */
   #openSession(id: string, exclusive: boolean): Session {
+    if (this.#spares.length > 0 && this.#poolHasWaiters()) this.#handBackSpares()
+    for (let spare = this.#spares.pop(); spare !== undefined; spare = this.#spares.pop()) {
+      if (!spare.isIdle) continue
+      spare.reserve(id)
+      if (exclusive) spare.claimForWait(id)
+      return spare
+    }
     const session = new Session(this.#adapter as Adapter<never>, this.#sessionHooks)
     session.reserve(id)
     if (exclusive) session.claimForWait(id)

@@ -206,6 +206,11 @@ export class Session implements HandleOwner {
     return this.#pid
   }
 
+  /** Open, and holding, trying and waiting for nothing. */
+  get isIdle(): boolean {
+    return this.#state === 'open' && this.#keys.size === 0 && this.#holds.size === 0 && !this.#exclusive
+  }
+
   get isOpen(): boolean {
     return this.#state === 'open'
   }
