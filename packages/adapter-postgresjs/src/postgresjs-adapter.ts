@@ -65,6 +65,8 @@ const NO_TRANSFORM = { undefined: undefined, column: {}, value: {}, row: {} }
  */
 const TEXT_OID = 25
 const LOST = 'postgres.js: the lock connection closed; its session and locks are gone'
+/** `unsafe`'s options: copied by postgres.js, so one object serves every statement. */
+const PREPARED = { prepare: true }
 
 let loading: Promise<PostgresFactory> | undefined
 let loaded: PostgresFactory | undefined
@@ -133,7 +135,9 @@ export function postgresjsAdapter(
       onparameter: undefined,
       onclose: () => markDead(entry, Object.assign(new Error(LOST), { code: 'CONNECTION_CLOSED' })),
     })
-    entry.run = runner(entry.sql, false, undefined)
+    entry.run = runner(entry.sql, false, undefined, (error) => {
+      if (isConnectionError(error)) markDead(entry, error)
+    })
     return entry
   }
   const freeSlot = () => {
@@ -156,15 +160,8 @@ export function postgresjsAdapter(
       entry.onLost = onLost
       const run = entry.run
       return {
-        async query(text, params) {
-          if (entry.dead !== undefined) throw entry.dead
-          try {
-            return await run.query(text, params)
-          } catch (error) {
-            if (isConnectionError(error)) markDead(entry, error)
-            throw error
-          }
-        },
+        query: (text, params) =>
+          entry.dead === undefined ? run.query(text, params) : Promise.reject(entry.dead),
         cancel: run.cancel,
         async release({ destroy }) {
           entry.onLost = undefined
@@ -213,21 +210,38 @@ export function postgresjsAdapter(
 }
 
 /** Runs statements on `target`, keeping the one in flight so that it can be cancelled. */
-function runner(target: PostgresSqlLike, inTransaction: boolean, unrename: unknown) {
+function runner(
+  target: PostgresSqlLike,
+  inTransaction: boolean,
+  unrename: unknown,
+  onError?: (error: unknown) => void,
+) {
+  // One statement at a time (the core's promise), so what settles is always the one in flight. No
+  // async function here: the session path is on every hand-off of a contended lock.
   let inFlight: QueryInternals | undefined
+  const answered = (rows: readonly object[]): readonly Row[] => {
+    inFlight = undefined
+    if (typeof unrename !== 'function') return rows as readonly Row[]
+    return rows.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [unrename(k), v])))
+  }
+  const failed = (error: unknown): never => {
+    inFlight = undefined
+    onError?.(error)
+    throw error
+  }
   return {
-    async query(text: string, params: readonly string[]): Promise<readonly Row[]> {
-      const args = params.map((param) => target.typed(param, TEXT_OID))
-      const query = target.unsafe(text, args as never[], { prepare: true }) as QueryInternals
+    query(text: string, params: readonly string[]): Promise<readonly Row[]> {
+      const args = new Array<unknown>(params.length)
+      for (let i = 0; i < params.length; i++) args[i] = target.typed(params[i] as string, TEXT_OID)
+      let query: QueryInternals
+      try {
+        query = target.unsafe(text, args as never[], PREPARED) as QueryInternals
+      } catch (error) {
+        return Promise.reject(error)
+      }
       if (inTransaction) keepTransactionAlive(query)
       inFlight = query
-      try {
-        const rows = (await query) as readonly Row[]
-        if (typeof unrename !== 'function') return rows
-        return rows.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [unrename(k), v])))
-      } finally {
-        if (inFlight === query) inFlight = undefined
-      }
+      return Promise.resolve(query.then(answered, failed))
     },
     /**
      * postgres.js's public `cancel()` drops the promise of its cancel request (so it cannot say when
