@@ -588,84 +588,76 @@ class LockerImpl<Tx> implements Locker<Tx> {
    * silent for `abandonAfterMs` past the deadline or the abort (a stopped backend, a network
    * partition) is given up on where the target allows it (a lent session is destroyed).
    */
-  #waitOnServer(target: Waitable, statement: Statement, op: Operation): Promise<readonly Row[]> {
-    if (op.aborted) return Promise.reject(op.reason)
+  async #waitOnServer(target: Waitable, statement: Statement, op: Operation): Promise<readonly Row[]> {
+    if (op.aborted) throw op.reason
     const pending = target.query(statement)
-    // No async function: a wait is on every hand-off of a contended lock. Most waits end without an
-    // abort, so what a cancel needs is only made when one comes.
-    return new Promise<readonly Row[]>((resolve, reject) => {
-      let settled = false
-      let abandoned = false
-      let stall: ReturnType<typeof setTimeout> | undefined
-      let cancelling: Promise<void> | undefined
-      const grace = this.#options.abandonAfterMs
-      const giveUpIfSilent = () => {
-        if (settled || abandoned) return
-        abandoned = target.abandon()
-        if (!op.aborted) {
-          op.expire(
-            new Error(`pglock: the server did not answer within ${grace} ms of the deadline (lock_timeout)`),
-          )
-        }
-        if (abandoned) {
-          clearTimeout(stall)
-          op.offAbort(onAbort)
-          reject(op.reason)
-        }
-      }
-      const onAbort = () => {
-        clearTimeout(stall)
-        stall = setTimeout(giveUpIfSilent, grace)
-        stall.unref?.()
-        // A cancel that reaches the backend before the statement does is ignored by the server (it
-        // discards cancels while idle), so keep cancelling, backing off, until the statement settles.
-        cancelling = (async () => {
-          const done = pending.then(noop, noop)
-          for (let pause = 20; !settled && !abandoned; pause = Math.min(pause * 2, 1_000)) {
-            await target.cancel()
-            let timer: ReturnType<typeof setTimeout> | undefined
-            await Promise.race([done, new Promise((wake) => (timer = setTimeout(wake, pause)))])
-            clearTimeout(timer)
-          }
-        })().catch(() => {
-          if (!abandoned && target.abandon()) {
-            abandoned = true
-            clearTimeout(stall)
-            op.offAbort(onAbort)
-            reject(op.reason)
-          }
-        })
-      }
-      // The statement settled: so does the wait, once any cancel under way has been delivered. (A
-      // server given up on has answered late: the wait has already rejected.)
-      const finish = (): boolean => {
-        if (abandoned) return false
-        settled = true
-        clearTimeout(stall)
-        op.offAbort(onAbort)
-        return true
-      }
+    // Most waits end without an abort: what a cancel needs is only made when one comes.
+    let settled = false
+    let abandoned = false
+    let giveUp!: (reason: unknown) => void
+    const result = new Promise<readonly Row[]>((resolve, reject) => {
+      giveUp = reject
       pending.then(
         (rows) => {
-          if (!finish()) return
-          if (cancelling === undefined) resolve(rows)
-          else void cancelling.then(() => resolve(rows))
+          settled = true
+          resolve(rows)
         },
         (error: unknown) => {
-          if (!finish()) return
-          if (cancelling === undefined) reject(error)
-          else void cancelling.then(() => reject(error))
+          settled = true
+          reject(error)
         },
       )
-      // The server ends a timed wait itself (lock_timeout); this timer only catches one that never says so.
-      const remaining = op.remainingMs()
-      if (remaining !== undefined) {
-        stall = setTimeout(giveUpIfSilent, Math.min(Math.max(remaining, 0) + grace, MAX_TIMEOUT_MS))
-        stall.unref?.()
-      }
-      op.onAbort(onAbort)
-      if (op.aborted) onAbort()
     })
+    const grace = this.#options.abandonAfterMs
+    const giveUpIfSilent = () => {
+      if (settled || abandoned) return
+      abandoned = target.abandon()
+      if (!op.aborted) {
+        op.expire(
+          new Error(`pglock: the server did not answer within ${grace} ms of the deadline (lock_timeout)`),
+        )
+      }
+      if (abandoned) giveUp(op.reason)
+    }
+    // The server ends a timed wait itself (lock_timeout); this timer only catches one that never says so.
+    const remaining = op.remainingMs()
+    let stall =
+      remaining === undefined
+        ? undefined
+        : setTimeout(giveUpIfSilent, Math.min(Math.max(remaining, 0) + grace, MAX_TIMEOUT_MS))
+    stall?.unref?.()
+    let cancelling: Promise<void> | undefined
+    const onAbort = () => {
+      clearTimeout(stall)
+      stall = setTimeout(giveUpIfSilent, grace)
+      stall.unref?.()
+      // A cancel that reaches the backend before the statement does is ignored by the server (it
+      // discards cancels while idle), so keep cancelling, backing off, until the statement settles.
+      cancelling = (async () => {
+        const done = result.then(noop, noop)
+        for (let pause = 20; !settled && !abandoned; pause = Math.min(pause * 2, 1_000)) {
+          await target.cancel()
+          let timer: ReturnType<typeof setTimeout> | undefined
+          await Promise.race([done, new Promise((resolve) => (timer = setTimeout(resolve, pause)))])
+          clearTimeout(timer)
+        }
+      })().catch(() => {
+        if (!abandoned && target.abandon()) {
+          abandoned = true
+          giveUp(op.reason)
+        }
+      })
+    }
+    op.onAbort(onAbort)
+    if (op.aborted) onAbort()
+    try {
+      return await result
+    } finally {
+      clearTimeout(stall)
+      op.offAbort(onAbort)
+      // A cancel to a server given up on may never be answered: nothing waits for it then.
+      if (cancelling !== undefined && !abandoned) await cancelling
+    }
   }
 
   #classify(error: unknown, key: LockKey, timeoutMs: number | undefined): unknown {
