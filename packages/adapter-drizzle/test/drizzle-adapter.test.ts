@@ -336,6 +336,18 @@ describe('drizzle over a single pg client (drizzle(client))', () => {
     expect(await admin.locks(key)).toEqual([])
   })
 
+  it('passes on whether anybody waits for a pg pool, so that idle lock connections go back at once then', async () => {
+    const pool = newPool(appName('dz-waiters'), 1)
+    const adapter = drizzleAdapter(drizzlePg(pool))
+    expect(adapter.poolHasWaiters?.()).toBe(false)
+    const client = await pool.connect()
+    const waiting = pool.connect()
+    expect(adapter.poolHasWaiters?.()).toBe(true)
+    client.release()
+    ;(await waiting).release()
+    expect(adapter.poolHasWaiters?.()).toBe(false)
+  })
+
   it('rejects a db whose client is neither node-postgres nor postgres.js', () => {
     expect(() => drizzleAdapter({ $client: {} })).toThrow(TypeError)
     expect(() => drizzleAdapter({} as never)).toThrow(TypeError)

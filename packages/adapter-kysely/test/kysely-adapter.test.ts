@@ -390,6 +390,23 @@ describe('kysely 0.29 + postgres.js', () => {
   })
 })
 
+describe('kyselyAdapter and the pool', () => {
+  it('passes on whether anybody waits for the pool (pg), so that idle lock connections go back at once then', async () => {
+    const pool = new pg.Pool({ connectionString: url, max: 1 })
+    onTestFinished(() => pool.end())
+    const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) })
+    expect(kyselyAdapter(db).poolHasWaiters?.()).toBe(true)
+    const adapter = kyselyAdapter(db, { pool })
+    expect(adapter.poolHasWaiters?.()).toBe(false)
+    const client = await pool.connect()
+    const waiting = pool.connect()
+    expect(adapter.poolHasWaiters?.()).toBe(true)
+    client.release()
+    ;(await waiting).release()
+    expect(adapter.poolHasWaiters?.()).toBe(false)
+  })
+})
+
 describe('kyselyAdapter arguments', () => {
   it('rejects things that are not a Kysely db, a pool, or a Kysely transaction with a TypeError', async () => {
     const pool = new pg.Pool({ connectionString: url })

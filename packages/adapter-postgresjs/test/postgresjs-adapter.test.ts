@@ -162,6 +162,24 @@ describe('postgres.js adapter: lock connections', () => {
     expect(await admin.backends(app)).toEqual([{ pid: [...pids][0], state: 'idle' }])
   })
 
+  it('poolHasWaiters() says whether a connect waits for a lock connection (the core then hands idle ones back at once)', async () => {
+    const sql = postgres(url, { max: 1, onnotice: () => {} })
+    const adapter = postgresjsAdapter(sql)
+    onTestFinished(async () => {
+      await adapter.close()
+      await sql.end()
+    })
+    expect(adapter.poolHasWaiters?.()).toBe(false)
+    const first = await adapter.connect({ onLost: () => {} })
+    expect(adapter.poolHasWaiters?.()).toBe(false)
+    const waiting = adapter.connect({ onLost: () => {} })
+    expect(adapter.poolHasWaiters?.()).toBe(true)
+    await first.release({ destroy: false })
+    const second = await waiting
+    expect(adapter.poolHasWaiters?.()).toBe(false)
+    await second.release({ destroy: false })
+  })
+
   it('holds at most sql.options.max lock connections; further acquires queue in order', async () => {
     const { locker, app } = setup({ max: 2 })
     // Held locks share a lock connection, but a blocking wait has one to itself: two waits take both.

@@ -59,7 +59,7 @@ export class Session implements HandleOwner {
   #state: State = 'connecting'
   #lostCause: unknown
   #release: Promise<void> | undefined
-  /** The backend that took the first lock; later statements must run on it. */
+  /** The backend that took the first lock held; later statements must run on it while any is held. */
   #pid: number | undefined
   /** The statement in flight, settled or not (the core never runs two at once on a session). */
   #inFlight: Promise<unknown> = SETTLED
@@ -197,6 +197,9 @@ export class Session implements HandleOwner {
 
   #releaseIfIdle(): void {
     if (this.#state === 'open' && this.#keys.size === 0 && this.#holds.size === 0 && !this.#exclusive) {
+      // Nothing is held here, so nothing ties the session to a backend: the locker may keep it for the
+      // next acquire, whose first lock may be taken on another one (a pooler in transaction mode).
+      this.#pid = undefined
       this.#hooks.onIdle(this)
     }
   }
