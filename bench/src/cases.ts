@@ -56,6 +56,11 @@ export interface ContentionSample {
   readonly majorGcs: number
   /** CPU time of this process during the window, as a share of one core (1 = one core busy). */
   readonly cpuCores: number
+  /**
+   * The floor, run alongside in windows taking turns with this case's (same workers, same total
+   * time): the case ÷ floor ratios come from these two.
+   */
+  readonly paired?: Omit<ContentionSample, 'paired'>
 }
 
 /** One round of a held-locks case (connections, or heap per lock). */

@@ -4,7 +4,7 @@
  * postgres.js, and a polling lock (`pg_try_advisory_lock`, sleep 10 ms, retry), are measured beside it.
  */
 
-import { constants, PerformanceObserver } from 'node:perf_hooks'
+import { constants, type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks'
 import { pgAdapter } from '@pglock/adapter-pg'
 import { postgresjsAdapter } from '@pglock/adapter-postgresjs'
 import { createLocker, type Locker, type LockHandle } from '@pglock/core'
@@ -254,103 +254,152 @@ export const CONTENTION_IMPLEMENTATIONS: readonly Implementation[] = [
   pglockPostgresjs,
 ]
 
+/**
+ * Windows a case with a floor splits its measured time into, taking turns with the floor's (which
+ * goes first alternates too): the two then share the machine's drift, which on a small shared host
+ * moves hand-offs per second by a quarter within a minute.
+ */
+const PAIRED_BLOCKS = 8
+
+/** What the windows of one implementation add up to. */
+interface Tally {
+  readonly perWorker: number[]
+  readonly waits: number[]
+  readonly handoffs: number[]
+  /** Measured windows, in ms of performance.now(), for the GC pauses that start in them. */
+  readonly windows: [number, number][]
+  /** Time in the windows (ms), and the CPU time and wall time from each window's start to its last worker's stop. */
+  windowMs: number
+  cpuUs: number
+  busyMs: number
+  cycles: number
+}
+
+function tally(workers: number, setupCycles: number): Tally {
+  return {
+    perWorker: new Array<number>(workers).fill(0),
+    waits: [],
+    handoffs: [],
+    windows: [],
+    windowMs: 0,
+    cpuUs: 0,
+    busyMs: 0,
+    cycles: setupCycles,
+  }
+}
+
+/** Runs the arena's workers for `durationMs`; with `into`, their acquisitions in that time count there. */
+async function drive(arena: Arena, durationMs: number, into: Tally, measured: boolean, label: string) {
+  const startedAt = performance.now()
+  const cpuAtStart = process.cpuUsage()
+  const start = process.hrtime.bigint()
+  const end = start + BigInt(Math.round(durationMs * 1e6))
+  // Set by the holder just before it releases; the lock is exclusive, so one writer at a time.
+  let previous: { worker: number; releaseStartedAt: bigint } | undefined
+  const loop = async (worker: Contender, index: number) => {
+    while (process.hrtime.bigint() < end) {
+      const calledAt = process.hrtime.bigint()
+      await worker.acquire()
+      const heldAt = process.hrtime.bigint()
+      into.cycles++
+      if (measured && heldAt < end) {
+        into.perWorker[index] = (into.perWorker[index] ?? 0) + 1
+        into.waits.push(Number(heldAt - calledAt) / 1e6)
+        // A worker that takes the lock back from itself (a poller retrying at once) hands nothing off.
+        if (previous !== undefined && previous.worker !== index) {
+          into.handoffs.push(Number(heldAt - previous.releaseStartedAt) / 1e6)
+        }
+      }
+      previous = { worker: index, releaseStartedAt: process.hrtime.bigint() }
+      await worker.release()
+    }
+  }
+  await withDeadline(Promise.all(arena.contenders.map(loop)), durationMs + DRAIN_MS, label)
+  if (!measured) return
+  const cpu = process.cpuUsage(cpuAtStart)
+  into.cpuUs += cpu.user + cpu.system
+  into.busyMs += performance.now() - startedAt
+  into.windowMs += durationMs
+  into.windows.push([startedAt, startedAt + durationMs])
+}
+
 async function runContention(
   implementation: Implementation,
+  floor: Implementation | undefined,
   ctx: RunContext,
   workers: number,
 ): Promise<ContentionSample> {
-  const key = randomKey()
-  const arena = await implementation.open(ctx, workers, key)
+  const arena = await implementation.open(ctx, workers, randomKey())
+  let floorArena: Arena | undefined
   try {
-    const ms = (n: number) => BigInt(Math.round(n * 1e6))
-    const windowStart = process.hrtime.bigint() + ms(ctx.counts.contentionWarmupMs)
-    const windowEnd = windowStart + ms(ctx.counts.contentionMs)
-    const perWorker = new Array<number>(workers).fill(0)
-    const waits: number[] = []
-    const handoffs: number[] = []
-    // Set by the holder just before it releases; the lock is exclusive, so one writer at a time.
-    let previous: { worker: number; releaseStartedAt: bigint } | undefined
-    let cycles = arena.setupCycles
-    let cpuAtStart: NodeJS.CpuUsage | undefined
-    let cpuInWindow: NodeJS.CpuUsage | undefined
-    const cpuStartTimer = setTimeout(() => {
-      cpuAtStart = process.cpuUsage()
-    }, ctx.counts.contentionWarmupMs)
-    const cpuEndTimer = setTimeout(() => {
-      cpuInWindow = process.cpuUsage(cpuAtStart)
-    }, ctx.counts.contentionWarmupMs + ctx.counts.contentionMs)
-    // Collections that start in the window (entries arrive a little later, with their start time).
-    const gcFrom = performance.now() + ctx.counts.contentionWarmupMs
-    const gcTo = gcFrom + ctx.counts.contentionMs
-    let gcMs = 0
-    let majorGcs = 0
+    if (floor !== undefined) floorArena = await floor.open(ctx, workers, randomKey())
+    const mine = tally(workers, arena.setupCycles)
+    const theirs = tally(workers, floorArena?.setupCycles ?? 0)
+    let gcObserved: PerformanceEntry[] = []
     const gcObserver = new PerformanceObserver((list) => {
-      for (const entry of list.getEntries()) {
-        if (entry.startTime < gcFrom || entry.startTime >= gcTo) continue
-        gcMs += entry.duration
-        const detail = (entry as { detail?: { kind?: number } }).detail
-        if (detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) majorGcs++
-      }
+      gcObserved = gcObserved.concat(list.getEntries())
     })
     gcObserver.observe({ entryTypes: ['gc'] })
-    const loop = async (worker: Contender, index: number) => {
-      while (process.hrtime.bigint() < windowEnd) {
-        const calledAt = process.hrtime.bigint()
-        await worker.acquire()
-        const heldAt = process.hrtime.bigint()
-        cycles++
-        if (heldAt >= windowStart && heldAt < windowEnd) {
-          perWorker[index] = (perWorker[index] ?? 0) + 1
-          waits.push(Number(heldAt - calledAt) / 1e6)
-          // A worker that takes the lock back from itself (a poller retrying at once) hands nothing off.
-          if (previous !== undefined && previous.worker !== index) {
-            handoffs.push(Number(heldAt - previous.releaseStartedAt) / 1e6)
-          }
-        }
-        previous = { worker: index, releaseStartedAt: process.hrtime.bigint() }
-        await worker.release()
-      }
-    }
     try {
-      await withDeadline(
-        Promise.all(arena.contenders.map(loop)),
-        ctx.counts.contentionWarmupMs + ctx.counts.contentionMs + DRAIN_MS,
-        `${implementation.id} with ${workers} workers`,
-      )
-    } finally {
-      clearTimeout(cpuStartTimer)
-      clearTimeout(cpuEndTimer)
+      const label = `${implementation.id} with ${workers} workers`
+      await drive(arena, ctx.counts.contentionWarmupMs, mine, false, label)
+      if (floorArena === undefined) {
+        await drive(arena, ctx.counts.contentionMs, mine, true, label)
+      } else {
+        await drive(floorArena, ctx.counts.contentionWarmupMs, theirs, false, label)
+        const blockMs = ctx.counts.contentionMs / PAIRED_BLOCKS
+        for (let block = 0; block < PAIRED_BLOCKS; block++) {
+          if (block % 2 === 1) await drive(floorArena, blockMs, theirs, true, label)
+          await drive(arena, blockMs, mine, true, label)
+          if (block % 2 === 0) await drive(floorArena, blockMs, theirs, true, label)
+        }
+      }
       // Lets the observer receive the last entries of the window.
       await sleep(20)
+    } finally {
       gcObserver.disconnect()
     }
-    const acquisitions = perWorker.reduce((a, b) => a + b, 0)
-    const seconds = ctx.counts.contentionMs / 1000
-    return {
-      kind: 'contention',
-      workers,
-      cycles,
-      windowMs: ctx.counts.contentionMs,
-      acquisitions,
-      acquisitionsPerSec: acquisitions / seconds,
-      handoffs: handoffs.length,
-      handoffsPerSec: handoffs.length / seconds,
-      waitP50Ms: quantile(waits, 0.5) ?? Number.NaN,
-      waitP99Ms: quantile(waits, 0.99) ?? Number.NaN,
-      handoffP50Ms: quantile(handoffs, 0.5) ?? Number.NaN,
-      handoffP99Ms: quantile(handoffs, 0.99) ?? Number.NaN,
-      perWorker,
-      minPerWorker: Math.min(...perWorker),
-      maxPerWorker: Math.max(...perWorker),
-      gcMsPerSec: gcMs / (ctx.counts.contentionMs / 1000),
-      majorGcs,
-      cpuCores:
-        cpuInWindow === undefined
-          ? Number.NaN
-          : (cpuInWindow.user + cpuInWindow.system) / 1000 / ctx.counts.contentionMs,
-    }
+    const sample = contentionSample(workers, mine, gcObserved)
+    return floorArena === undefined
+      ? sample
+      : { ...sample, paired: contentionSample(workers, theirs, gcObserved) }
   } finally {
     await arena.close()
+    await floorArena?.close()
+  }
+}
+
+function contentionSample(workers: number, t: Tally, gc: readonly PerformanceEntry[]): ContentionSample {
+  let gcMs = 0
+  let majorGcs = 0
+  for (const entry of gc) {
+    // Collections that start in a measured window (entries arrive a little later, with their start time).
+    if (!t.windows.some(([from, to]) => entry.startTime >= from && entry.startTime < to)) continue
+    gcMs += entry.duration
+    const detail = (entry as { detail?: { kind?: number } }).detail
+    if (detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) majorGcs++
+  }
+  const acquisitions = t.perWorker.reduce((a, b) => a + b, 0)
+  const seconds = t.windowMs / 1000
+  return {
+    kind: 'contention',
+    workers,
+    cycles: t.cycles,
+    windowMs: t.windowMs,
+    acquisitions,
+    acquisitionsPerSec: acquisitions / seconds,
+    handoffs: t.handoffs.length,
+    handoffsPerSec: t.handoffs.length / seconds,
+    waitP50Ms: quantile(t.waits, 0.5) ?? Number.NaN,
+    waitP99Ms: quantile(t.waits, 0.99) ?? Number.NaN,
+    handoffP50Ms: quantile(t.handoffs, 0.5) ?? Number.NaN,
+    handoffP99Ms: quantile(t.handoffs, 0.99) ?? Number.NaN,
+    perWorker: t.perWorker,
+    minPerWorker: Math.min(...t.perWorker),
+    maxPerWorker: Math.max(...t.perWorker),
+    gcMsPerSec: gcMs / seconds,
+    majorGcs,
+    cpuCores: t.busyMs > 0 ? t.cpuUs / 1000 / t.busyMs : Number.NaN,
   }
 }
 
@@ -367,7 +416,13 @@ export function contentionCases(waiters: readonly number[]): BenchCase[] {
         ...(implementation.floor === undefined
           ? {}
           : { floorId: `contention-${workers}/${implementation.floor}` }),
-        run: (ctx) => runContention(implementation, ctx, workers),
+        run: (ctx) =>
+          runContention(
+            implementation,
+            CONTENTION_IMPLEMENTATIONS.find((floor) => floor.id === implementation.floor),
+            ctx,
+            workers,
+          ),
       }),
     ),
   )

@@ -190,6 +190,39 @@ function pairedFloorStatements(
   return (floorStatements / floorSample.totalOps) * sample.paired.floorTotalOps
 }
 
+/**
+ * Median over rounds of metric(case) / metric(floor): of the floor run alongside in the same round
+ * when the case has one (see `ContentionSample.paired`), else of the floor case's own run.
+ */
+function contentionRatio(
+  samples: readonly (ContentionSample | null)[],
+  floor: CaseResult | undefined,
+  floorSamples: readonly (ContentionSample | null)[],
+  metric: (s: Omit<ContentionSample, 'paired'>) => number,
+): number | undefined {
+  if (floor === undefined) return undefined
+  if (!present(samples).some((s) => s.paired !== undefined)) return pairedRatio(samples, floorSamples, metric)
+  return median(
+    present(samples)
+      .map((s) => (s.paired === undefined ? Number.NaN : metric(s) / metric(s.paired)))
+      .filter(Number.isFinite),
+  )
+}
+
+/** The statements of the floor run alongside a contention case in a round (as `pairedFloorStatements`). */
+function pairedFloorCycleStatements(
+  sample: ContentionSample,
+  floor: CaseResult | undefined,
+  floorSamples: readonly (ContentionSample | null)[],
+  round: number,
+): number {
+  if (sample.paired === undefined) return 0
+  const floorSample = floorSamples[round]
+  const floorStatements = floor?.statements[round]
+  if (floorSample === null || floorSample === undefined || floorStatements == null) return Number.NaN
+  return (floorStatements / floorSample.cycles) * sample.paired.cycles
+}
+
 export function summarise(results: readonly CaseResult[]): Summary {
   const byId = new Map(results.map((r) => [r.id, r]))
 
@@ -257,11 +290,15 @@ export function summarise(results: readonly CaseResult[]): Summary {
         cpuCores: median(got.map((s) => s.cpuCores)),
         gcMsPerSec: median(got.map((s) => s.gcMsPerSec)),
         majorGcs: median(got.map((s) => s.majorGcs)),
-        statementsPerCycle: perUnit(r, samples, (s) => s.cycles),
+        statementsPerCycle: perUnit(
+          r,
+          samples,
+          (s) => s.cycles,
+          (s, round) => pairedFloorCycleStatements(s, floor, floorSamples, round),
+        ),
         floorId: r.floorId,
-        handoffRatio:
-          floor === undefined ? undefined : pairedRatio(samples, floorSamples, (s) => s.handoffsPerSec),
-        p99Ratio: floor === undefined ? undefined : pairedRatio(samples, floorSamples, (s) => s.waitP99Ms),
+        handoffRatio: contentionRatio(samples, floor, floorSamples, (s) => s.handoffsPerSec),
+        p99Ratio: contentionRatio(samples, floor, floorSamples, (s) => s.waitP99Ms),
       }
     })
 
