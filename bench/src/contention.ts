@@ -335,9 +335,9 @@ async function runContention(
     if (floor !== undefined) floorArena = await floor.open(ctx, workers, randomKey())
     const mine = tally(workers, arena.setupCycles)
     const theirs = tally(workers, floorArena?.setupCycles ?? 0)
-    let gcObserved: PerformanceEntry[] = []
+    const gcObserved: PerformanceEntry[] = []
     const gcObserver = new PerformanceObserver((list) => {
-      gcObserved = gcObserved.concat(list.getEntries())
+      gcObserved.push(...list.getEntries())
     })
     gcObserver.observe({ entryTypes: ['gc'] })
     try {

@@ -174,20 +174,22 @@ function perUnit<S extends Sample>(
 }
 
 /**
- * The floor's statements in a round of a case that ran it alongside (its `paired` operations times
- * the floor's own statements per operation in that round); NaN when the floor's count is unknown.
+ * The floor's statements in a round of a case that ran it alongside (the units of work it did there,
+ * `pairedUnits`, times the floor's own statements per unit in that round); 0 when the case ran no
+ * floor alongside, NaN when the floor's count is unknown.
  */
-function pairedFloorStatements(
-  sample: UncontendedSample,
+function pairedFloorStatements<S extends Sample>(
+  pairedUnits: number | undefined,
   floor: CaseResult | undefined,
-  floorSamples: readonly (UncontendedSample | null)[],
+  floorSamples: readonly (S | null)[],
   round: number,
+  units: (s: S) => number,
 ): number {
-  if (sample.paired === undefined) return 0
+  if (pairedUnits === undefined) return 0
   const floorSample = floorSamples[round]
   const floorStatements = floor?.statements[round]
   if (floorSample === null || floorSample === undefined || floorStatements == null) return Number.NaN
-  return (floorStatements / floorSample.totalOps) * sample.paired.floorTotalOps
+  return (floorStatements / units(floorSample)) * pairedUnits
 }
 
 /**
@@ -207,20 +209,6 @@ function contentionRatio(
       .map((s) => (s.paired === undefined ? Number.NaN : metric(s) / metric(s.paired)))
       .filter(Number.isFinite),
   )
-}
-
-/** The statements of the floor run alongside a contention case in a round (as `pairedFloorStatements`). */
-function pairedFloorCycleStatements(
-  sample: ContentionSample,
-  floor: CaseResult | undefined,
-  floorSamples: readonly (ContentionSample | null)[],
-  round: number,
-): number {
-  if (sample.paired === undefined) return 0
-  const floorSample = floorSamples[round]
-  const floorStatements = floor?.statements[round]
-  if (floorSample === null || floorSample === undefined || floorStatements == null) return Number.NaN
-  return (floorStatements / floorSample.cycles) * sample.paired.cycles
 }
 
 export function summarise(results: readonly CaseResult[]): Summary {
@@ -248,7 +236,8 @@ export function summarise(results: readonly CaseResult[]): Summary {
           r,
           samples,
           (s) => s.totalOps,
-          (s, round) => pairedFloorStatements(s, floor, floorSamples, round),
+          (s, round) =>
+            pairedFloorStatements(s.paired?.floorTotalOps, floor, floorSamples, round, (f) => f.totalOps),
         ),
         floorId: r.floorId,
         floorLabel: floor?.label,
@@ -294,7 +283,7 @@ export function summarise(results: readonly CaseResult[]): Summary {
           r,
           samples,
           (s) => s.cycles,
-          (s, round) => pairedFloorCycleStatements(s, floor, floorSamples, round),
+          (s, round) => pairedFloorStatements(s.paired?.cycles, floor, floorSamples, round, (f) => f.cycles),
         ),
         floorId: r.floorId,
         handoffRatio: contentionRatio(samples, floor, floorSamples, (s) => s.handoffsPerSec),

@@ -415,10 +415,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
     return this.#adapter.poolHasWaiters?.() ?? true
   }
 
-  readonly #endOfTurn = (): void => {
-    this.#sparesTimer = undefined
-    this.#handBackSpares()
-  }
+  readonly #endOfTurn = (): void => void this.#handBackSpares()
 
   /** Hands the spare sessions back to the adapter; returns their releases. */
   #handBackSpares(): Promise<void>[] {
@@ -431,20 +428,25 @@ class LockerImpl<Tx> implements Locker<Tx> {
     return released
   }
 
-  /** A spare session if nobody waits for the pool, or a new one from the adapter; reserved for `id` (and for its blocking wait when `exclusive`). */
+  /**
+   * A spare session (unless somebody waits for the pool), or a new one from the adapter; reserved for
+   * `id` (and for its blocking wait when `exclusive`).
+   */
   #openSession(id: string, exclusive: boolean): Session {
-    if (this.#spares.length > 0 && this.#poolHasWaiters()) this.#handBackSpares()
-    for (let spare = this.#spares.pop(); spare !== undefined; spare = this.#spares.pop()) {
-      if (!spare.isIdle) continue
-      spare.reserve(id)
-      if (exclusive) spare.claimForWait(id)
-      return spare
-    }
-    const session = new Session(this.#adapter as Adapter<never>, this.#sessionHooks)
+    const spare = this.#takeSpare()
+    const session = spare ?? new Session(this.#adapter as Adapter<never>, this.#sessionHooks)
     session.reserve(id)
     if (exclusive) session.claimForWait(id)
-    session.connect()
+    if (spare === undefined) session.connect()
     return session
+  }
+
+  #takeSpare(): Session | undefined {
+    if (this.#spares.length > 0 && this.#poolHasWaiters()) this.#handBackSpares()
+    for (let spare = this.#spares.pop(); spare !== undefined; spare = this.#spares.pop()) {
+      if (spare.isIdle) return spare
+    }
+    return undefined
   }
 
   /** Waits for the session's connection; the pool wait counts towards the deadline and honours aborts. */

@@ -196,7 +196,7 @@ export class Session implements HandleOwner {
   }
 
   #releaseIfIdle(): void {
-    if (this.#state === 'open' && this.#keys.size === 0 && this.#holds.size === 0 && !this.#exclusive) {
+    if (this.isIdle) {
       // Nothing is held here, so nothing ties the session to a backend: the locker may keep it for the
       // next acquire, whose first lock may be taken on another one (a pooler in transaction mode).
       this.#pid = undefined
