@@ -2,9 +2,11 @@
  * Contention: `workers` loops on one key, each acquire → release, for a fixed window. Raw blocking
  * `pg_advisory_lock` (each worker on a pg Client of its own) is the floor; pglock on pg and on
  * postgres.js, and a polling lock (`pg_try_advisory_lock`, sleep 10 ms, retry), are measured beside it.
+ * Each implementation runs in a child process of its own (contention-process.ts), as in a service.
  */
 
-import { constants, type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks'
+import { type ChildProcess, fork } from 'node:child_process'
+import { constants, type PerformanceEntry } from 'node:perf_hooks'
 import { pgAdapter } from '@pglock/adapter-pg'
 import { postgresjsAdapter } from '@pglock/adapter-postgresjs'
 import { createLocker, type Locker, type LockHandle } from '@pglock/core'
@@ -34,7 +36,7 @@ interface Contender {
 }
 
 /** The contenders of one case, opened (connections made) before the clock starts. */
-interface Arena {
+export interface Arena {
   readonly contenders: readonly Contender[]
   /** Acquire → release cycles done while opening (warming connections). */
   readonly setupCycles: number
@@ -47,7 +49,7 @@ interface Implementation {
   readonly short: string
   /** The implementation this one is compared with (the raw floor on the same driver); none for a floor. */
   readonly floor?: string
-  open(ctx: RunContext, workers: number, key: bigint): Promise<Arena>
+  open(ctx: Pick<RunContext, 'url' | 'admin'>, workers: number, key: bigint): Promise<Arena>
 }
 
 /** n connected pg Clients; none is left open when one of them cannot connect. */
@@ -262,7 +264,7 @@ export const CONTENTION_IMPLEMENTATIONS: readonly Implementation[] = [
 const PAIRED_BLOCKS = 8
 
 /** What the windows of one implementation add up to. */
-interface Tally {
+export interface Tally {
   readonly perWorker: number[]
   readonly waits: number[]
   readonly handoffs: number[]
@@ -275,7 +277,7 @@ interface Tally {
   cycles: number
 }
 
-function tally(workers: number, setupCycles: number): Tally {
+export function tally(workers: number, setupCycles: number): Tally {
   return {
     perWorker: new Array<number>(workers).fill(0),
     waits: [],
@@ -289,7 +291,13 @@ function tally(workers: number, setupCycles: number): Tally {
 }
 
 /** Runs the arena's workers for `durationMs`; with `into`, their acquisitions in that time count there. */
-async function drive(arena: Arena, durationMs: number, into: Tally, measured: boolean, label: string) {
+export async function drive(
+  arena: Arena,
+  durationMs: number,
+  into: Tally,
+  measured: boolean,
+  label: string,
+): Promise<void> {
   const startedAt = performance.now()
   const cpuAtStart = process.cpuUsage()
   const start = process.hrtime.bigint()
@@ -323,53 +331,146 @@ async function drive(arena: Arena, durationMs: number, into: Tally, measured: bo
   into.windows.push([startedAt, startedAt + durationMs])
 }
 
+/** What the bench asks of an arena's process; each request is answered before the next is sent. */
+export type ArenaRequest =
+  | {
+      readonly type: 'open'
+      readonly implementation: string
+      readonly url: string
+      readonly workers: number
+      readonly key: string
+    }
+  | { readonly type: 'drive'; readonly ms: number; readonly measured: boolean }
+  | { readonly type: 'finish' }
+  | { readonly type: 'close' }
+
+type ArenaAnswer =
+  | { readonly ok: true; readonly sample?: ContentionSample }
+  | { readonly ok: false; readonly error: string }
+
+const ARENA_PROCESS = new URL('./contention-process.ts', import.meta.url)
+/** How long an arena's process may take to answer anything but a drive (opening connects every worker). */
+const ANSWER_MS = 60_000
+
+/** One implementation's arena in a child process of its own (same Node flags as the bench). */
+class ArenaProcess {
+  readonly #child: ChildProcess
+  readonly #exited: Promise<string>
+
+  private constructor(child: ChildProcess) {
+    this.#child = child
+    this.#exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => resolve(`exited (${signal ?? `code ${code}`})`))
+    })
+  }
+
+  static async start(): Promise<ArenaProcess> {
+    const child = fork(ARENA_PROCESS, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const arena = new ArenaProcess(child)
+    try {
+      await arena.#answer(ANSWER_MS, 'start')
+    } catch (error) {
+      child.kill('SIGKILL')
+      throw error
+    }
+    return arena
+  }
+
+  request(message: ArenaRequest, ms = ANSWER_MS): Promise<ArenaAnswer & { ok: true }> {
+    this.#child.send(message)
+    return this.#answer(ms, message.type)
+  }
+
+  async #answer(ms: number, what: string): Promise<ArenaAnswer & { ok: true }> {
+    let onMessage: ((answer: ArenaAnswer) => void) | undefined
+    const answered = new Promise<ArenaAnswer>((resolve) => {
+      onMessage = resolve
+      this.#child.once('message', resolve)
+    })
+    try {
+      const answer = await withDeadline(
+        Promise.race([
+          answered,
+          this.#exited.then((how): ArenaAnswer => ({ ok: false, error: `the arena process ${how}` })),
+        ]),
+        ms,
+        `the arena process's answer to ${what}`,
+      )
+      if (!answer.ok) throw new Error(answer.error)
+      return answer
+    } finally {
+      if (onMessage !== undefined) this.#child.off('message', onMessage)
+    }
+  }
+
+  /** Closes the arena, then lets the process end (killed when it does not within a few seconds). */
+  async close(): Promise<void> {
+    if (this.#child.exitCode === null && this.#child.signalCode === null) {
+      await this.request({ type: 'close' }).catch(() => {})
+      this.#child.disconnect()
+      const ended = await Promise.race([this.#exited.then(() => true), sleep(5_000).then(() => false)])
+      if (!ended) this.#child.kill('SIGKILL')
+    }
+  }
+}
+
+async function openArena(
+  implementation: Implementation,
+  url: string,
+  workers: number,
+): Promise<ArenaProcess> {
+  const arena = await ArenaProcess.start()
+  try {
+    const key = String(randomKey())
+    await arena.request({ type: 'open', implementation: implementation.id, url, workers, key })
+    return arena
+  } catch (error) {
+    await arena.close()
+    throw error
+  }
+}
+
 async function runContention(
   implementation: Implementation,
   floor: Implementation | undefined,
   ctx: RunContext,
   workers: number,
 ): Promise<ContentionSample> {
-  const arena = await implementation.open(ctx, workers, randomKey())
-  let floorArena: Arena | undefined
+  const run = (arena: ArenaProcess, ms: number, measured: boolean) =>
+    arena.request({ type: 'drive', ms, measured }, ms + DRAIN_MS + ANSWER_MS)
+  const finish = async (arena: ArenaProcess) => {
+    const { sample } = await arena.request({ type: 'finish' })
+    if (sample === undefined) throw new Error('the arena process sent no sample')
+    return sample
+  }
+  const arena = await openArena(implementation, ctx.url, workers)
+  let floorArena: ArenaProcess | undefined
   try {
-    if (floor !== undefined) floorArena = await floor.open(ctx, workers, randomKey())
-    const mine = tally(workers, arena.setupCycles)
-    const theirs = tally(workers, floorArena?.setupCycles ?? 0)
-    const gcObserved: PerformanceEntry[] = []
-    const gcObserver = new PerformanceObserver((list) => {
-      gcObserved.push(...list.getEntries())
-    })
-    gcObserver.observe({ entryTypes: ['gc'] })
-    try {
-      const label = `${implementation.id} with ${workers} workers`
-      await drive(arena, ctx.counts.contentionWarmupMs, mine, false, label)
-      if (floorArena === undefined) {
-        await drive(arena, ctx.counts.contentionMs, mine, true, label)
-      } else {
-        await drive(floorArena, ctx.counts.contentionWarmupMs, theirs, false, label)
-        const blockMs = ctx.counts.contentionMs / PAIRED_BLOCKS
-        for (let block = 0; block < PAIRED_BLOCKS; block++) {
-          if (block % 2 === 1) await drive(floorArena, blockMs, theirs, true, label)
-          await drive(arena, blockMs, mine, true, label)
-          if (block % 2 === 0) await drive(floorArena, blockMs, theirs, true, label)
-        }
-      }
-      // Lets the observer receive the last entries of the window.
-      await sleep(20)
-    } finally {
-      gcObserver.disconnect()
+    if (floor !== undefined) floorArena = await openArena(floor, ctx.url, workers)
+    await run(arena, ctx.counts.contentionWarmupMs, false)
+    if (floorArena === undefined) {
+      await run(arena, ctx.counts.contentionMs, true)
+      return await finish(arena)
     }
-    const sample = contentionSample(workers, mine, gcObserved)
-    return floorArena === undefined
-      ? sample
-      : { ...sample, paired: contentionSample(workers, theirs, gcObserved) }
+    await run(floorArena, ctx.counts.contentionWarmupMs, false)
+    const blockMs = ctx.counts.contentionMs / PAIRED_BLOCKS
+    for (let block = 0; block < PAIRED_BLOCKS; block++) {
+      if (block % 2 === 1) await run(floorArena, blockMs, true)
+      await run(arena, blockMs, true)
+      if (block % 2 === 0) await run(floorArena, blockMs, true)
+    }
+    return { ...(await finish(arena)), paired: await finish(floorArena) }
   } finally {
     await arena.close()
     await floorArena?.close()
   }
 }
 
-function contentionSample(workers: number, t: Tally, gc: readonly PerformanceEntry[]): ContentionSample {
+export function contentionSample(
+  workers: number,
+  t: Tally,
+  gc: readonly PerformanceEntry[],
+): ContentionSample {
   let gcMs = 0
   let majorGcs = 0
   for (const entry of gc) {

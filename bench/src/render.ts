@@ -63,7 +63,7 @@ function tables(summary: Summary, ctx: ReportContext): Table[] {
         'hand-off = an acquisition by another worker than the previous holder (a poller that takes the lock',
         'back at once hands nothing off); hand-off ms = from the holder starting its release to the next holder',
         'holding; wait = from calling acquire to holding; min/max = acquisitions of the least and most served',
-        "worker, in the least fair round; Node CPU = this process's CPU use in the window (100 % = one core);",
+        "worker, in the least fair round; Node CPU = the CPU use of the arena's own process in the window (100 % = one core);",
         'GC = its garbage-collection pauses in ms per second of window, and (in brackets) how many were full',
         'collections, which come often when short-lived objects get promoted;',
         'stmts/cycle = statements the server ran per acquire → release (all cycles of the case); ÷ raw =',
