@@ -21,6 +21,7 @@ let arena: Arena | undefined
 let admin: pg.Client | undefined
 let mine: Tally | undefined
 let label = 'contention'
+let closed = false
 const gcObserved: PerformanceEntry[] = []
 const gcObserver = new PerformanceObserver((list) => {
   gcObserved.push(...list.getEntries())
@@ -58,6 +59,7 @@ async function handle(request: ArenaRequest): Promise<object> {
       gcObserver.disconnect()
       await arena?.close()
       await admin?.end()
+      closed = true
       return {}
   }
 }
@@ -73,4 +75,6 @@ process.on('unhandledRejection', (error) => {
   process.stderr.write(`  unhandled rejection in ${label}: ${describe(error)}\n`)
   process.exit(1)
 })
+// Let go after `close`, or orphaned (the bench died): then nothing else would end its connections.
+process.on('disconnect', () => process.exit(closed ? 0 : 1))
 reply({ ok: true })

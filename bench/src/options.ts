@@ -42,7 +42,7 @@ const FULL: Counts = {
   advisoryLockWarmupOps: 20,
   waiters: [8, 64],
   contentionMs: 2_000,
-  contentionWarmupMs: 300,
+  contentionWarmupMs: 1_000,
   heldLocks: 1_000,
   heapLocks: 10_000,
   stallMs: 1_000,
