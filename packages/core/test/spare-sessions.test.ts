@@ -11,6 +11,10 @@ interface FakeServer {
   adapter: Adapter<never>
   /** Connections lent, and handed back, so far. */
   readonly counts: { connects: number; releases: number }
+  /** Of those handed back, how many the core asked to destroy. */
+  destroyed: number
+  /** The driver's word that the connection lent last has died (its `onLost`). */
+  loseLast(cause: Error): void
   /** The backend the next statement runs on. */
   pid: number
   /** What poolHasWaiters() answers; undefined leaves the method out. */
@@ -20,6 +24,10 @@ interface FakeServer {
 function fakeServer(): FakeServer {
   const server: FakeServer = {
     counts: { connects: 0, releases: 0 },
+    destroyed: 0,
+    loseLast: () => {
+      throw new Error('nothing lent yet')
+    },
     pid: 1,
     waiters: false,
     adapter: undefined as never,
@@ -43,12 +51,14 @@ function fakeServer(): FakeServer {
   }
   const adapter: Adapter<never> = {
     name: 'fake',
-    async connect() {
+    async connect({ onLost }) {
       server.counts.connects++
+      server.loseLast = onLost
       return {
         query,
-        async release() {
+        async release({ destroy }) {
           server.counts.releases++
+          if (destroy) server.destroyed++
         },
       }
     },
@@ -96,6 +106,25 @@ describe('sessions that come to hold nothing', () => {
       expect(server.counts).toEqual({ connects: 1, releases: 1 })
       await locker.close()
     }
+  })
+
+  it('are not reused once their connection died, and go back destroyed', async () => {
+    const server = fakeServer()
+    const locker = createLocker(server.adapter)
+    await (await locker.acquire(1n)).release()
+    expect(server.counts).toEqual({ connects: 1, releases: 0 })
+    server.loseLast(new Error('the socket closed'))
+    expect(server).toMatchObject({ counts: { connects: 1, releases: 1 }, destroyed: 1 })
+    // Later in the same turn: a fresh connection, not the dead spare.
+    const handle = await locker.acquire(2n)
+    expect(server.counts.connects).toBe(2)
+    await handle.release()
+    expect(handle.held).toBe(false)
+    await endOfTurn()
+    // The end of the turn hands back only the live spare: the dead one went back once, already.
+    expect(server).toMatchObject({ counts: { connects: 2, releases: 2 }, destroyed: 1 })
+    await locker.close()
+    expect(server.counts).toEqual({ connects: 2, releases: 2 })
   })
 
   it('are handed back by close() before it resolves', async () => {
