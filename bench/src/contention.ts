@@ -447,12 +447,14 @@ async function runContention(
   let floorArena: ArenaProcess | undefined
   try {
     if (floor !== undefined) floorArena = await openArena(floor, ctx.url, workers)
+    // The floor warms up first, so that the case's first window follows its own warm-up at once: a
+    // pause longer than its adapter's idle timeout (postgres.js: 1 s) would close its connections.
+    if (floorArena !== undefined) await run(floorArena, ctx.counts.contentionWarmupMs, false)
     await run(arena, ctx.counts.contentionWarmupMs, false)
     if (floorArena === undefined) {
       await run(arena, ctx.counts.contentionMs, true)
       return await finish(arena)
     }
-    await run(floorArena, ctx.counts.contentionWarmupMs, false)
     const blockMs = ctx.counts.contentionMs / PAIRED_BLOCKS
     for (let block = 0; block < PAIRED_BLOCKS; block++) {
       if (block % 2 === 1) await run(floorArena, blockMs, true)
