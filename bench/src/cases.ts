@@ -50,11 +50,11 @@ export interface ContentionSample {
   readonly perWorker: readonly number[]
   readonly minPerWorker: number
   readonly maxPerWorker: number
-  /** Garbage-collection pauses of this process that started in the window, in ms per second of window. */
+  /** Garbage-collection pauses of the arena's process that started in the window, in ms per second of window. */
   readonly gcMsPerSec: number
   /** Of those, full (mark-compact) collections: many mean young objects being promoted. */
   readonly majorGcs: number
-  /** CPU time of this process during the window, as a share of one core (1 = one core busy). */
+  /** CPU time of the arena's process during the window, as a share of one core (1 = one core busy). */
   readonly cpuCores: number
   /**
    * The floor, run alongside in windows taking turns with this case's (same workers, same total

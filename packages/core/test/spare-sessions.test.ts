@@ -19,6 +19,8 @@ interface FakeServer {
   pid: number
   /** What poolHasWaiters() answers; undefined leaves the method out. */
   waiters: boolean | undefined
+  /** Keys whose zero-wait tries fail (as if taken elsewhere); their blocking locks are granted. */
+  readonly refuseTries: Set<string>
 }
 
 function fakeServer(): FakeServer {
@@ -30,6 +32,7 @@ function fakeServer(): FakeServer {
     },
     pid: 1,
     waiters: false,
+    refuseTries: new Set(),
     adapter: undefined as never,
   }
   const held = new Map<string, number>()
@@ -42,6 +45,9 @@ function fakeServer(): FakeServer {
       const released = held.get(key) === server.pid
       held.delete(key)
       return [{ released }]
+    }
+    if (text.includes('pg_try_advisory_lock') && server.refuseTries.has(key)) {
+      return [{ acquired: false, pid: server.pid }]
     }
     if (text.includes('advisory_lock')) {
       held.set(key, server.pid)
@@ -123,6 +129,22 @@ describe('sessions that come to hold nothing', () => {
     await endOfTurn()
     // The end of the turn hands back only the live spare: the dead one went back once, already.
     expect(server).toMatchObject({ counts: { connects: 2, releases: 2 }, destroyed: 1 })
+    await locker.close()
+    expect(server.counts).toEqual({ connects: 2, releases: 2 })
+  })
+
+  it('are not taken for a blocking wait once their connection died', async () => {
+    const server = fakeServer()
+    const locker = createLocker(server.adapter)
+    // A failed try marks the key contended: its next acquire skips the try (and the retry on another
+    // connection that comes with it) and takes a session for its wait at once.
+    server.refuseTries.add('2')
+    await (await locker.acquire(2n)).release()
+    expect(server.counts).toEqual({ connects: 1, releases: 0 })
+    server.loseLast(new Error('the socket closed'))
+    const handle = await locker.acquire(2n)
+    expect(server).toMatchObject({ counts: { connects: 2, releases: 1 }, destroyed: 1 })
+    await handle.release()
     await locker.close()
     expect(server.counts).toEqual({ connects: 2, releases: 2 })
   })
