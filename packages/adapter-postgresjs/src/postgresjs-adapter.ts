@@ -15,7 +15,11 @@ export interface PostgresInstanceLike extends PostgresSqlLike {
 
 /** Options of {@link postgresjsAdapter}. */
 export interface PostgresjsAdapterOptions {
-  /** How long a lock connection may stay idle before it is closed, in milliseconds (default 1000). */
+  /**
+   * How long a lock connection may stay idle before it is closed, in milliseconds (default 10000, as
+   * pg's Pool). Each new one costs a connection set-up (with SCRAM, about 2 ms of hashing on the event
+   * loop), so a timeout shorter than the pauses between bursts of locks reconnects at each burst.
+   */
   readonly idleTimeoutMs?: number
 }
 
@@ -92,7 +96,7 @@ export function postgresjsAdapter(
       'postgresjsAdapter(sql): expected a postgres.js instance (what postgres(url) returns)',
     )
   }
-  const { idleTimeoutMs = 1_000 } = options
+  const { idleTimeoutMs = 10_000 } = options
   if (!Number.isFinite(idleTimeoutMs) || idleTimeoutMs < 0) {
     throw new InvalidOptionsError('idleTimeoutMs', 'expected a finite number of milliseconds >= 0')
   }

@@ -257,6 +257,19 @@ describe('postgres.js adapter: lock connections', () => {
     await waitFor('the idle lock connection to close', async () => (await admin.backends(app)).length === 0)
   })
 
+  it('by default keeps an idle lock connection past a pause of 1.5 s: the next lock runs on the same backend', async () => {
+    const { locker, app } = setup()
+    const first = randomKey()
+    await (await locker.acquire(first)).release()
+    const [idle] = await admin.backends(app)
+    await new Promise((resolve) => setTimeout(resolve, 1_500))
+    const second = randomKey()
+    const held = await locker.acquire(second)
+    expect(await holderPid(second)).toBe(idle!.pid)
+    expect((await admin.backends(app)).length).toBe(1)
+    await held.release()
+  })
+
   it('close() ends idle lock connections at once, rejects queued and later connects', async () => {
     const { locker, adapter, app } = setup({ max: 1 }, { idleTimeoutMs: 60_000 })
     const held = await locker.acquire(randomKey())
