@@ -448,7 +448,8 @@ async function runContention(
   try {
     if (floor !== undefined) floorArena = await openArena(floor, ctx.url, workers)
     // The floor warms up first, so that the case's first window follows its own warm-up at once: a
-    // pause longer than its adapter's idle timeout (postgres.js: 1 s) would close its connections.
+    // pause longer than its adapter's idle timeout would close its connections (the postgres.js
+    // adapter's was 1 s until it became 10 s; see bench/README.md).
     if (floorArena !== undefined) await run(floorArena, ctx.counts.contentionWarmupMs, false)
     await run(arena, ctx.counts.contentionWarmupMs, false)
     if (floorArena === undefined) {
