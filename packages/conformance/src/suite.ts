@@ -187,6 +187,60 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
       expect(await admin.locks(key)).toEqual([])
     })
 
+    it('a release that hands the lock to another acquire of the same locker resolves once that acquire holds it', async () => {
+      const { locker, app } = await setup()
+      const key = randomKey()
+      // The grant reaches the client a moment after the unlock's answer. A host stalled for longer than
+      // the 1 ms the release waits for it lets the release go first: up to three attempts.
+      let order: string[] = []
+      for (let attempt = 0; attempt < 3 && order[0] !== 'granted'; attempt++) {
+        order = []
+        const first = await locker.acquire(key)
+        const second = locker.acquire(key).then((handle) => {
+          order.push('granted')
+          return handle
+        })
+        await waitFor(
+          'the second acquire to wait on the server',
+          async () => (await admin.waiting(app)).length === 1,
+        )
+        await first.release()
+        order.push('released')
+        const handle = await second
+        expect(await admin.locks(key)).toEqual([
+          { pid: expect.any(Number), mode: 'ExclusiveLock', granted: true, applicationName: app },
+        ])
+        await handle.release()
+      }
+      expect(order).toEqual(['granted', 'released'])
+      expect(await admin.locks(key)).toEqual([])
+    })
+
+    it('a release whose lock goes to another process resolves within milliseconds, though an acquire of the same locker waits for it', async () => {
+      const a = await setup()
+      const b = await setup()
+      const key = randomKey()
+      const held = await a.locker.acquire(key)
+      const theirs = b.locker.acquire(key)
+      await waitFor('b to wait on the server', async () => (await admin.waiting(b.app)).length === 1)
+      const mine = a.locker.acquire(key)
+      await waitFor(
+        'a second acquire to wait behind it',
+        async () => (await admin.waiting(a.app)).length === 1,
+      )
+      const t0 = performance.now()
+      await held.release()
+      expect(elapsedSince(t0)).toBeLessThan(250)
+      const handle = await theirs
+      expect((await admin.locks(key)).map((l) => [l.applicationName, l.granted])).toEqual([
+        [b.app, true],
+        [a.app, false],
+      ])
+      await handle.release()
+      await (await mine).release()
+      expect(await admin.locks(key)).toEqual([])
+    })
+
     it('tryAcquire returns null under contention and leaves nothing behind', async () => {
       const a = await setup()
       const b = await setup()

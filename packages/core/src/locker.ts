@@ -17,6 +17,7 @@ import {
   NO_ACTIVE_SQL_TRANSACTION,
   OUT_OF_MEMORY,
 } from './internal/classify.js'
+import { HandOffs } from './internal/hand-offs.js'
 import { Operation, raceOperation, unlessSilent } from './internal/operation.js'
 import { Registry } from './internal/registry.js'
 import { Session, type SessionHooks } from './internal/session.js'
@@ -148,6 +149,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
   /** Keys whose last try failed, until when they count as contended (see `#lockSession`). */
   readonly #contended = new Map<string, number>()
   readonly #sessionHooks: SessionHooks
+  readonly #handOffs = new HandOffs()
 
   #closing: Promise<void> | undefined
   /**
@@ -165,6 +167,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
       sessions: this.#sessions,
       keepAliveMs: options.keepAliveMs,
       abandonAfterMs: options.abandonAfterMs,
+      afterRelease: (id) => this.#handOffs.afterRelease(id),
     }
   }
 
@@ -213,6 +216,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
   close(): Promise<void> {
     if (this.#closing === undefined) {
       this.#closing = (async () => {
+        this.#handOffs.releaseAll()
         const spares = this.#handBackSpares()
         const pending = this.#operations.values()
         for (const op of pending) op.abort(new LockerClosedError())
@@ -320,7 +324,12 @@ class LockerImpl<Tx> implements Locker<Tx> {
         if (op.aborted || !session.isOpen) await this.#ready(session, id, key, op)
       }
       op.startServerWait()
-      row = await this.#waitOnSession(session, id, key, mode, timeoutMs, op)
+      this.#handOffs.waitStarted(id)
+      try {
+        row = await this.#waitOnSession(session, id, key, mode, timeoutMs, op)
+      } finally {
+        this.#handOffs.waitEnded(id)
+      }
     }
     if (row?.acquired === true) {
       if (session.pid !== undefined && row.pid !== session.pid) {

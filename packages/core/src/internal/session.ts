@@ -21,6 +21,11 @@ export interface SessionHooks {
   readonly keepAliveMs: number | undefined
   /** How long the server may leave a statement unanswered before the keep-alive gives the session up. */
   readonly abandonAfterMs: number
+  /**
+   * An exclusive lock on `id` was released on the server; returns what `release()` should wait for
+   * before it resolves, if anything (see HandOffs).
+   */
+  afterRelease(id: string): Promise<void> | undefined
 }
 
 /**
@@ -383,6 +388,12 @@ export class Session implements HandleOwner {
     if (row?.released === true) {
       handle.markReleased()
       this.#keys.delete(id)
+      // Reported idle only once the release resolves: the releaser's next acquire, if it follows at
+      // once, then finds this session among the spares.
+      // Idle (a spare for the releaser's next acquire, or back to the pool) once release() resolves:
+      // a release held back for a hand-off in this process (HandOffs) would otherwise find it gone.
+      const handOff = mode === 'exclusive' ? this.#hooks.afterRelease(id) : undefined
+      if (handOff !== undefined) await handOff
       this.#releaseIfIdle()
       return
     }
