@@ -40,7 +40,7 @@ export interface SessionHooks {
  * holds nothing; never queried after it was reported lost or released; it never holds (or tries) the
  * same key for two handles (PostgreSQL would grant the second re-entrantly); a blocking wait only
  * runs on it while it holds nothing else; it goes back as soon as it holds nothing and nobody is
- * about to use it.
+ * about to use it (or, after an unlock whose release() is held back for a hand-off, once that resolves).
  */
 export class Session implements HandleOwner {
   readonly #adapter: Adapter<never>
@@ -388,8 +388,6 @@ export class Session implements HandleOwner {
     if (row?.released === true) {
       handle.markReleased()
       this.#keys.delete(id)
-      // Reported idle only once the release resolves: the releaser's next acquire, if it follows at
-      // once, then finds this session among the spares.
       // Idle (a spare for the releaser's next acquire, or back to the pool) once release() resolves:
       // a release held back for a hand-off in this process (HandOffs) would otherwise find it gone.
       const handOff = mode === 'exclusive' ? this.#hooks.afterRelease(id) : undefined
