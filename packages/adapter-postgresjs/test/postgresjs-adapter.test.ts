@@ -75,11 +75,13 @@ describe('postgres.js adapter: lost connections', () => {
     const waiting = locker.acquire(key)
     await waitFor('the wait to reach the server', async () => (await admin.waiting(app)).length === 1)
     const [pid] = await admin.waiting(app)
-    await admin.terminate(pid!)
-    await expect(waiting).rejects.toMatchObject({
+    // Attached first: the wait may reject before admin.terminate() resolves.
+    const rejected = expect(waiting).rejects.toMatchObject({
       code: 'CONNECTION_LOST',
       cause: { code: 'CONNECTION_CLOSED' },
     })
+    await admin.terminate(pid!)
+    await rejected
     await held.release()
     const next = await locker.acquire(key, { timeoutMs: 2_000 })
     expect((await admin.locks(key)).map((l) => l.applicationName)).toEqual([app])
@@ -278,8 +280,9 @@ describe('postgres.js adapter: lock connections', () => {
     const blocker = await admin.hold(busy)
     const queued = locker.acquire(busy)
     await waitFor('the first lock to be held', async () => (await admin.heldBy(app)) === 1)
+    const rejected = expect(queued).rejects.toThrow(/closed/)
     await adapter.close()
-    await expect(queued).rejects.toThrow(/closed/)
+    await rejected
     await blocker.release()
     await held.release()
     await waitFor('no lock connection to remain', async () => (await admin.backends(app)).length === 0, 2_000)
