@@ -19,6 +19,22 @@ export interface DrizzleTransactionLike {
   execute(query: never): PromiseLike<unknown>
 }
 
+/** Options of {@link drizzleAdapter}, each passed on to the driver adapter it concerns. */
+export interface DrizzleAdapterOptions {
+  /**
+   * postgres-js only: how long a lock connection of the adapter's own may stay idle before it is
+   * closed, in milliseconds (default 10000); see `postgresjsAdapter`. A pg pool closes its idle
+   * clients itself (`idleTimeoutMillis`), so it is ignored on node-postgres.
+   */
+  readonly idleTimeoutMs?: number
+  /**
+   * node-postgres only: run the lock statements as named prepared statements (default true); pass
+   * false behind PgBouncer in transaction mode older than 1.21 (or without `max_prepared_statements`);
+   * see `pgAdapter`. postgres.js follows the `prepare` option of your `sql`, so it is ignored there.
+   */
+  readonly prepare?: boolean
+}
+
 /** The adapter, plus the means to close the lock connections of the postgres-js flavour. */
 export interface DrizzleAdapter extends Adapter<DrizzleTransactionLike> {
   /** Closes the postgres-js flavour's idle lock connections and refuses new ones (no-op on node-postgres); call it after `locker.close()`. */
@@ -33,12 +49,16 @@ const ENTITY_KIND = Symbol.for('drizzle:entityKind')
  * `db.$client` (through `@pglock/adapter-pg` / `@pglock/adapter-postgresjs`), transaction locks on
  * drizzle's `tx` via `locker.transaction(tx)`.
  */
-export function drizzleAdapter(db: DrizzleDatabaseLike): DrizzleAdapter {
+export function drizzleAdapter(db: DrizzleDatabaseLike, options: DrizzleAdapterOptions = {}): DrizzleAdapter {
+  const { idleTimeoutMs, prepare } = options ?? {}
   const client = (db as Partial<DrizzleDatabaseLike> | null)?.$client
   if (isPgQueryable(client)) {
     // drizzle(client) on a single pg client: that connection is the app's, so it can be neither lent
     // to the core for the lifetime of a lock nor ended to free one (drivers.md B4).
-    const pg = pgAdapter(isPgPool(client) ? client : { connect: () => Promise.reject(singleClientError()) })
+    const pg = pgAdapter(
+      isPgPool(client) ? client : { connect: () => Promise.reject(singleClientError()) },
+      prepare === undefined ? {} : { prepare },
+    )
     return over(
       'drizzle/node-postgres',
       pg,
@@ -54,7 +74,11 @@ export function drizzleAdapter(db: DrizzleDatabaseLike): DrizzleAdapter {
     )
   }
   if (isPostgresJs(client)) {
-    const pjs = postgresjsAdapter(client as PostgresInstanceLike) // it checks that this is an instance
+    // It checks that this is an instance.
+    const pjs = postgresjsAdapter(
+      client as PostgresInstanceLike,
+      idleTimeoutMs === undefined ? {} : { idleTimeoutMs },
+    )
     return over('drizzle/postgres-js', pjs, pjs.close, (_, c) => {
       // Not through tx.execute: postgres.js's sql.begin records every failed statement and rolls the
       // whole transaction back at its end, even a lock timeout the core undid with ROLLBACK TO

@@ -1,5 +1,6 @@
 export {
   type DrizzleAdapter,
+  type DrizzleAdapterOptions,
   type DrizzleDatabaseLike,
   type DrizzleTransactionLike,
   drizzleAdapter,

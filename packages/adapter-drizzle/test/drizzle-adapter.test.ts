@@ -2,6 +2,7 @@ import { Admin, appName, randomKey, waitFor } from '@pglock/conformance'
 import {
   createLocker,
   DeadlockError,
+  InvalidOptionsError,
   LockLostError,
   LockTimeoutError,
   NotInTransactionError,
@@ -353,4 +354,44 @@ describe('drizzle over a single pg client (drizzle(client))', () => {
     expect(() => drizzleAdapter({} as never)).toThrow(TypeError)
     expect(() => drizzleAdapter(null as never)).toThrow(TypeError)
   })
+})
+
+describe('drizzleAdapter options for the driver adapter', () => {
+  it('idleTimeoutMs reaches the postgres-js lock connections: an idle one closes after it', async () => {
+    const app = appName('dz-idle')
+    const client = postgres(url, { max: 2, connection: { application_name: app }, onnotice: () => {} })
+    const adapter = drizzleAdapter(drizzlePjs(client), { idleTimeoutMs: 50 })
+    const locker = createLocker(adapter)
+    onTestFinished(async () => {
+      await locker.close()
+      await adapter.close()
+      await client.end()
+    })
+    await (await locker.acquire(randomKey())).release()
+    // The app's own client has made no connection: every backend of the app is a lock connection.
+    expect(await admin.backends(app)).toHaveLength(1)
+    await waitFor('the idle lock connection to close', async () => (await admin.backends(app)).length === 0)
+    expect(() => drizzleAdapter(drizzlePjs(client), { idleTimeoutMs: Number.NaN })).toThrow(
+      InvalidOptionsError,
+    )
+  })
+
+  it.each([
+    [{}, 2],
+    [{ prepare: false }, 0],
+  ] as const)(
+    'node-postgres: with %o the lock statements leave %i prepared statements on the session',
+    async (options, count) => {
+      // max: 1: the lock connection goes back to the pool, and the next pool query runs on its session.
+      const pool = newPool(appName('dz-prepare'), 1)
+      const locker = createLocker(drizzleAdapter(drizzlePg(pool), options))
+      onTestFinished(() => locker.close())
+      await (await locker.acquire(randomKey())).release()
+      await waitFor('the lock connection to go back to the pool', () => pool.idleCount === 1)
+      const { rows } = await pool.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM pg_prepared_statements',
+      )
+      expect(rows).toEqual([{ n: count }])
+    },
+  )
 })

@@ -13,6 +13,18 @@ export interface KyselyAdapterOptions {
    * `PostgresJSDialect`. Session locks take their connections from it; without it they fail.
    */
   readonly pool?: PgPoolLike | PostgresjsSqlLike
+  /**
+   * postgres.js only: how long a lock connection of the adapter's own may stay idle before it is
+   * closed, in milliseconds (default 10000); see `postgresjsAdapter`. A pg pool closes its idle
+   * clients itself (`idleTimeoutMillis`), so it is ignored there.
+   */
+  readonly idleTimeoutMs?: number
+  /**
+   * pg only: run the lock statements as named prepared statements (default true); pass false behind
+   * PgBouncer in transaction mode older than 1.21 (or without `max_prepared_statements`); see
+   * `pgAdapter`. postgres.js follows the `prepare` option of your `sql`, so it is ignored there.
+   */
+  readonly prepare?: boolean
 }
 
 /** The adapter, plus the means to close the lock connections it owns. */
@@ -59,7 +71,7 @@ export function kyselyAdapter(db: KyselyLike, options: KyselyAdapterOptions = {}
   if (typeof (db as Partial<KyselyLike> | null)?.getExecutor !== 'function') {
     throw new TypeError('kyselyAdapter(db): expected a Kysely instance')
   }
-  const session = sessionAdapter(options.pool)
+  const session = sessionAdapter(options)
   // A postgres.js column transform (postgres.camel) renames the core's column aliases under
   // kysely-postgres-js too; its inverse puts them back.
   const column = (options.pool as { options?: { transform?: { column?: Record<string, unknown> } } })?.options
@@ -91,13 +103,13 @@ export function kyselyAdapter(db: KyselyLike, options: KyselyAdapterOptions = {}
 
 type SessionAdapter = Adapter<never> & { close?(): Promise<void> }
 
-function sessionAdapter(pool: KyselyAdapterOptions['pool']): SessionAdapter | undefined {
+function sessionAdapter({ pool, idleTimeoutMs, prepare }: KyselyAdapterOptions): SessionAdapter | undefined {
   if (pool === undefined) return undefined
   if (typeof pool === 'function' && 'reserve' in pool && 'begin' in pool) {
-    return postgresjsAdapter(pool) as SessionAdapter
+    return postgresjsAdapter(pool, idleTimeoutMs === undefined ? {} : { idleTimeoutMs }) as SessionAdapter
   }
   if (typeof (pool as Partial<PgPoolLike> | null)?.connect === 'function') {
-    return pgAdapter(pool as PgPoolLike) as SessionAdapter
+    return pgAdapter(pool as PgPoolLike, prepare === undefined ? {} : { prepare }) as SessionAdapter
   }
   throw new TypeError('kyselyAdapter(db, { pool }): expected a pg Pool or a postgres.js sql instance')
 }

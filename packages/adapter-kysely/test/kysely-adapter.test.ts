@@ -1,6 +1,12 @@
 import { pgAdapter } from '@pglock/adapter-pg'
 import { Admin, appName, randomKey, waitFor } from '@pglock/conformance'
-import { createLocker, LockerClosedError, LockLostError, NotInTransactionError } from '@pglock/core'
+import {
+  createLocker,
+  InvalidOptionsError,
+  LockerClosedError,
+  LockLostError,
+  NotInTransactionError,
+} from '@pglock/core'
 import { CamelCasePlugin, Kysely, PostgresDialect, sql } from 'kysely'
 import {
   CamelCasePlugin as CamelCasePlugin028,
@@ -407,6 +413,47 @@ describe('kyselyAdapter and the pool', () => {
     ;(await waiting).release()
     expect(adapter.poolHasWaiters?.()).toBe(false)
   })
+})
+
+describe('kyselyAdapter options for the driver adapter', () => {
+  it('idleTimeoutMs reaches the postgres.js lock connections: an idle one closes after it', async () => {
+    const app = appName('kysely-idle')
+    const sql = postgres(url, { max: 2, connection: { application_name: app }, onnotice: () => {} })
+    const db = new Kysely<unknown>({ dialect: new PostgresJSDialect({ postgres: sql }) })
+    const adapter = kyselyAdapter(db, { pool: sql, idleTimeoutMs: 50 })
+    const locker = createLocker(adapter)
+    onTestFinished(async () => {
+      await locker.close()
+      await adapter.close()
+      await db.destroy()
+    })
+    await (await locker.acquire(randomKey())).release()
+    // The app's own sql has made no connection: every backend of the app is a lock connection.
+    expect(await admin.backends(app)).toHaveLength(1)
+    await waitFor('the idle lock connection to close', async () => (await admin.backends(app)).length === 0)
+    expect(() => kyselyAdapter(db, { pool: sql, idleTimeoutMs: -1 })).toThrow(InvalidOptionsError)
+  })
+
+  it.each([
+    [{}, 2],
+    [{ prepare: false }, 0],
+  ] as const)(
+    'pg: with %o the lock statements leave %i prepared statements on the session',
+    async (options, count) => {
+      // max: 1: the lock connection goes back to the pool, and the next pool query runs on its session.
+      const pool = new pg.Pool({ connectionString: url, max: 1 })
+      onTestFinished(() => pool.end())
+      const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) })
+      const locker = createLocker(kyselyAdapter(db, { pool, ...options }))
+      onTestFinished(() => locker.close())
+      await (await locker.acquire(randomKey())).release()
+      await waitFor('the lock connection to go back to the pool', () => pool.idleCount === 1)
+      const { rows } = await pool.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM pg_prepared_statements',
+      )
+      expect(rows).toEqual([{ n: count }])
+    },
+  )
 })
 
 describe('kyselyAdapter arguments', () => {
