@@ -360,7 +360,7 @@ describe('drizzleAdapter options for the driver adapter', () => {
   it('idleTimeoutMs reaches the postgres-js lock connections: an idle one closes after it', async () => {
     const app = appName('dz-idle')
     const client = postgres(url, { max: 2, connection: { application_name: app }, onnotice: () => {} })
-    const adapter = drizzleAdapter(drizzlePjs(client), { idleTimeoutMs: 50 })
+    const adapter = drizzleAdapter(drizzlePjs(client), { idleTimeoutMs: 500 })
     const locker = createLocker(adapter)
     onTestFinished(async () => {
       await locker.close()
@@ -369,6 +369,7 @@ describe('drizzleAdapter options for the driver adapter', () => {
     })
     await (await locker.acquire(randomKey())).release()
     // The app's own client has made no connection: every backend of the app is a lock connection.
+    // (500 ms, not less: a host stalled for longer between the release and this check would fail it.)
     expect(await admin.backends(app)).toHaveLength(1)
     await waitFor('the idle lock connection to close', async () => (await admin.backends(app)).length === 0)
     expect(() => drizzleAdapter(drizzlePjs(client), { idleTimeoutMs: Number.NaN })).toThrow(

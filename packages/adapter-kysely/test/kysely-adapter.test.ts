@@ -420,7 +420,7 @@ describe('kyselyAdapter options for the driver adapter', () => {
     const app = appName('kysely-idle')
     const sql = postgres(url, { max: 2, connection: { application_name: app }, onnotice: () => {} })
     const db = new Kysely<unknown>({ dialect: new PostgresJSDialect({ postgres: sql }) })
-    const adapter = kyselyAdapter(db, { pool: sql, idleTimeoutMs: 50 })
+    const adapter = kyselyAdapter(db, { pool: sql, idleTimeoutMs: 500 })
     const locker = createLocker(adapter)
     onTestFinished(async () => {
       await locker.close()
@@ -429,6 +429,7 @@ describe('kyselyAdapter options for the driver adapter', () => {
     })
     await (await locker.acquire(randomKey())).release()
     // The app's own sql has made no connection: every backend of the app is a lock connection.
+    // (500 ms, not less: a host stalled for longer between the release and this check would fail it.)
     expect(await admin.backends(app)).toHaveLength(1)
     await waitFor('the idle lock connection to close', async () => (await admin.backends(app)).length === 0)
     expect(() => kyselyAdapter(db, { pool: sql, idleTimeoutMs: -1 })).toThrow(InvalidOptionsError)
