@@ -20,13 +20,13 @@ import {
 import { HandOffs } from './internal/hand-offs.js'
 import { Operation, raceOperation, unlessSilent } from './internal/operation.js'
 import { Registry } from './internal/registry.js'
+import { ServerWait, type Waitable } from './internal/server-wait.js'
 import { Session, type SessionHooks } from './internal/session.js'
 import { keyId, type LockKey, type LockKeyInput, lockKey } from './keys.js'
 import type { LockHandle, LockHandleImpl } from './lock-handle.js'
 import {
   type AcquireOptions,
   type LockerOptions,
-  MAX_TIMEOUT_MS,
   type ResolvedAcquireOptions,
   type ResolvedLockerOptions,
   resolveAcquireOptions,
@@ -126,19 +126,6 @@ const CONTENDED_KEYS = 1_024
 
 /** Serialises the core's statements per caller transaction object (see `#transactionTurn`). */
 const transactionQueues = new WeakMap<object, Promise<void>>()
-
-/** Something the core can wait on and cancel: a lent session or a caller's transaction. */
-interface Waitable {
-  query(statement: Statement): Promise<readonly Row[]>
-  cancel(): Promise<void>
-  /**
-   * Gives up on the statement: the cancel could not be delivered, or the server stays silent. Returns
-   * true when the caller may stop waiting for it at once (a lent session is discarded and cleaned in
-   * the background); false when it must wait for the statement to end (the caller's own transaction
-   * cannot be discarded).
-   */
-  abandon(): boolean
-}
 
 class LockerImpl<Tx> implements Locker<Tx> {
   readonly #adapter: Adapter<Tx>
@@ -271,12 +258,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
 
   #operation(key: LockKey, options: ResolvedAcquireOptions, noWait: boolean): Operation {
     const timeoutMs = noWait ? undefined : options.timeoutMs
-    return new Operation(
-      this.#operations,
-      options.signal,
-      timeoutMs,
-      (cause) => new LockTimeoutError(key, timeoutMs ?? 0, { cause }),
-    )
+    return new Operation(this.#operations, options.signal, timeoutMs, key)
   }
 
   /**
@@ -326,7 +308,26 @@ class LockerImpl<Tx> implements Locker<Tx> {
       op.startServerWait()
       this.#handOffs.waitStarted(id)
       try {
-        row = await this.#waitOnSession(session, id, key, mode, timeoutMs, op)
+        const remaining = op.remainingMs()
+        const statement =
+          remaining === undefined
+            ? sessionLockIfUnlimited(key, mode)
+            : remaining < 1
+              ? sessionTryLock(key, mode)
+              : sessionLock(key, mode, remaining)
+        try {
+          row = (await this.#waitOnServer(session, statement, op))[0]
+          if (row?.acquired === null && remaining === undefined) {
+            // The session has a lock_timeout or statement_timeout of its own: lift them for this wait.
+            row = (await this.#waitOnServer(session, sessionLock(key, mode, undefined), op))[0]
+          }
+        } catch (error) {
+          throw await this.#afterFailedSessionWait(session, id, key, mode, error, op, timeoutMs)
+        }
+        if (row?.acquired === null) {
+          // The caller's statement_timeout would cut the wait short: take the transaction-block route.
+          row = await this.#lockSessionInBlock(session, id, key, mode, op, timeoutMs)
+        }
       } finally {
         this.#handOffs.waitEnded(id)
       }
@@ -473,39 +474,6 @@ class LockerImpl<Tx> implements Locker<Tx> {
     }
   }
 
-  /** The blocking wait, on a session that holds nothing else. */
-  async #waitOnSession(
-    session: Session,
-    id: string,
-    key: LockKey,
-    mode: LockMode,
-    timeoutMs: number | undefined,
-    op: Operation,
-  ): Promise<Row | undefined> {
-    const remaining = op.remainingMs()
-    const statement =
-      remaining === undefined
-        ? sessionLockIfUnlimited(key, mode)
-        : remaining < 1
-          ? sessionTryLock(key, mode)
-          : sessionLock(key, mode, remaining)
-    let row: Row | undefined
-    try {
-      row = (await this.#waitOnServer(session, statement, op))[0]
-      if (row?.acquired === null && remaining === undefined) {
-        // The session has a lock_timeout or statement_timeout of its own: lift them for this wait.
-        row = (await this.#waitOnServer(session, sessionLock(key, mode, undefined), op))[0]
-      }
-    } catch (error) {
-      throw await this.#afterFailedSessionWait(session, id, key, mode, error, op, timeoutMs)
-    }
-    if (row?.acquired === null) {
-      // The caller's statement_timeout would cut the wait short: take the transaction-block route.
-      row = await this.#lockSessionInBlock(session, id, key, mode, op, timeoutMs)
-    }
-    return row
-  }
-
   /**
    * The route when the caller's `statement_timeout` is shorter than the wait: it cannot be lifted
    * inside the statement it governs, so lift it for one transaction block (session locks outlive it).
@@ -593,82 +561,10 @@ class LockerImpl<Tx> implements Locker<Tx> {
     return outcome
   }
 
-  /**
-   * Runs a statement that may wait on the server; when the operation aborts, cancels it on the
-   * server and waits for the cancel to be delivered before anything else is sent. A server that stays
-   * silent for `abandonAfterMs` past the deadline or the abort (a stopped backend, a network
-   * partition) is given up on where the target allows it (a lent session is destroyed).
-   */
-  async #waitOnServer(target: Waitable, statement: Statement, op: Operation): Promise<readonly Row[]> {
-    if (op.aborted) throw op.reason
-    const pending = target.query(statement)
-    // Most waits end without an abort: what a cancel needs is only made when one comes.
-    let settled = false
-    let abandoned = false
-    let giveUp!: (reason: unknown) => void
-    const result = new Promise<readonly Row[]>((resolve, reject) => {
-      giveUp = reject
-      pending.then(
-        (rows) => {
-          settled = true
-          resolve(rows)
-        },
-        (error: unknown) => {
-          settled = true
-          reject(error)
-        },
-      )
-    })
-    const grace = this.#options.abandonAfterMs
-    const giveUpIfSilent = () => {
-      if (settled || abandoned) return
-      abandoned = target.abandon()
-      if (!op.aborted) {
-        op.expire(
-          new Error(`pglock: the server did not answer within ${grace} ms of the deadline (lock_timeout)`),
-        )
-      }
-      if (abandoned) giveUp(op.reason)
-    }
-    // The server ends a timed wait itself (lock_timeout); this timer only catches one that never says so.
-    const remaining = op.remainingMs()
-    let stall =
-      remaining === undefined
-        ? undefined
-        : setTimeout(giveUpIfSilent, Math.min(Math.max(remaining, 0) + grace, MAX_TIMEOUT_MS))
-    stall?.unref?.()
-    let cancelling: Promise<void> | undefined
-    const onAbort = () => {
-      clearTimeout(stall)
-      stall = setTimeout(giveUpIfSilent, grace)
-      stall.unref?.()
-      // A cancel that reaches the backend before the statement does is ignored by the server (it
-      // discards cancels while idle), so keep cancelling, backing off, until the statement settles.
-      cancelling = (async () => {
-        const done = result.then(noop, noop)
-        for (let pause = 20; !settled && !abandoned; pause = Math.min(pause * 2, 1_000)) {
-          await target.cancel()
-          let timer: ReturnType<typeof setTimeout> | undefined
-          await Promise.race([done, new Promise((resolve) => (timer = setTimeout(resolve, pause)))])
-          clearTimeout(timer)
-        }
-      })().catch(() => {
-        if (!abandoned && target.abandon()) {
-          abandoned = true
-          giveUp(op.reason)
-        }
-      })
-    }
-    op.onAbort(onAbort)
-    if (op.aborted) onAbort()
-    try {
-      return await result
-    } finally {
-      clearTimeout(stall)
-      op.offAbort(onAbort)
-      // A cancel to a server given up on may never be answered: nothing waits for it then.
-      if (cancelling !== undefined && !abandoned) await cancelling
-    }
+  /** Runs a statement that may wait on the server (see ServerWait). */
+  #waitOnServer(target: Waitable, statement: Statement, op: Operation): Promise<readonly Row[]> {
+    if (op.aborted) return Promise.reject(op.reason)
+    return new ServerWait(target, statement, op, this.#options.abandonAfterMs).promise
   }
 
   #classify(error: unknown, key: LockKey, timeoutMs: number | undefined): unknown {

@@ -1,4 +1,9 @@
+import { LockTimeoutError } from '../errors.js'
+import type { LockKey } from '../keys.js'
 import type { Registry, RegistryEntry } from './registry.js'
+
+/** Told once when an operation aborts: a function, or an object (one allocation fewer per wait). */
+export type AbortListener = (() => void) | { operationAborted(): void }
 
 /**
  * One acquire in progress: joins the caller's AbortSignal, the locker's close() and the local part of
@@ -16,7 +21,9 @@ export class Operation {
   readonly #onUserAbort: (() => void) | undefined
   readonly #registry: Registry<Operation>
   readonly #registration: RegistryEntry<Operation>
-  readonly #timeoutError: (cause?: unknown) => Error
+  /** For the timeout error: the key, and the wait asked for (0 when there was none). */
+  readonly #key: LockKey
+  readonly #timeoutMs: number
   #timer: ReturnType<typeof setTimeout> | undefined
   #aborted = false
   #reason: unknown
@@ -24,8 +31,8 @@ export class Operation {
    * Called once on abort. An acquire listens in one place at a time (the pool wait, then the server
    * wait), so one slot; more go to `#moreListeners`, which the core never needs.
    */
-  #listener: (() => void) | undefined
-  #moreListeners: (() => void)[] | undefined
+  #listener: AbortListener | undefined
+  #moreListeners: AbortListener[] | undefined
   #disposed = false
   #done: Promise<void> | undefined
   #resolveDone: (() => void) | undefined
@@ -34,9 +41,10 @@ export class Operation {
     registry: Registry<Operation>,
     userSignal: AbortSignal | undefined,
     timeoutMs: number | undefined,
-    timeoutError: (cause?: unknown) => Error,
+    key: LockKey,
   ) {
-    this.#timeoutError = timeoutError
+    this.#key = key
+    this.#timeoutMs = timeoutMs ?? 0
     this.#registry = registry
     this.#registration = registry.add(this)
     this.#userSignal = userSignal
@@ -46,7 +54,7 @@ export class Operation {
     }
     if (timeoutMs !== undefined) {
       this.#deadline = performance.now() + timeoutMs
-      this.#timer = setTimeout(() => this.abort(timeoutError()), timeoutMs)
+      this.#timer = setTimeout(() => this.abort(this.#timeoutError()), timeoutMs)
       // A pending acquire must not keep the process alive on its own.
       this.#timer.unref?.()
     }
@@ -82,15 +90,15 @@ export class Operation {
     const more = this.#moreListeners
     this.#listener = undefined
     this.#moreListeners = undefined
-    listener?.()
-    if (more !== undefined) for (const other of more) other()
+    if (listener !== undefined) notify(listener)
+    if (more !== undefined) for (const other of more) notify(other)
   }
 
   /**
    * Calls `listener` once when the operation aborts (never when it already has: check `aborted`),
    * unless {@link offAbort} removes it first.
    */
-  onAbort(listener: () => void): void {
+  onAbort(listener: AbortListener): void {
     if (this.#aborted) return
     if (this.#listener === undefined) {
       this.#listener = listener
@@ -101,7 +109,7 @@ export class Operation {
   }
 
   /** Removes a listener added by {@link onAbort}. */
-  offAbort(listener: () => void): void {
+  offAbort(listener: AbortListener): void {
     if (this.#listener === listener) {
       this.#listener = undefined
       return
@@ -116,6 +124,10 @@ export class Operation {
    */
   expire(cause: unknown): void {
     this.abort(this.#timeoutError(cause))
+  }
+
+  #timeoutError(cause?: unknown): Error {
+    return new LockTimeoutError(this.#key, this.#timeoutMs, { cause })
   }
 
   /** Milliseconds left before the deadline, or undefined when there is none. */
@@ -145,6 +157,11 @@ export class Operation {
 }
 
 function noop(): void {}
+
+function notify(listener: AbortListener): void {
+  if (typeof listener === 'function') listener()
+  else listener.operationAborted()
+}
 
 /**
  * Waits for `promise` unless `op` aborts first. When `op` wins, `onLate` receives the value if it

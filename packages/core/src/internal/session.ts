@@ -5,6 +5,7 @@ import { type HandleOwner, LockHandleImpl } from '../lock-handle.js'
 import { KEEPALIVE, type LockMode, ROLLBACK_ANY, type Statement, sessionUnlock, UNLOCK_ALL } from '../sql.js'
 import { isSessionGone } from './classify.js'
 import type { Registry, RegistryEntry } from './registry.js'
+import { SmallMap } from './small-map.js'
 
 /** A settled promise, the initial value of the promises a session keeps. */
 const SETTLED: Promise<undefined> = Promise.resolve(undefined)
@@ -45,9 +46,9 @@ export interface SessionHooks {
 export class Session implements HandleOwner {
   readonly #adapter: Adapter<never>
   /** The locks held here, each with its key's id (`keyId`). */
-  readonly #holds = new Map<LockHandleImpl, string>()
+  readonly #holds = new SmallMap<LockHandleImpl, string>()
   /** Keys held here or promised to an acquire in progress on this session (see {@link reserve}). */
-  readonly #keys = new Set<string>()
+  readonly #keys = new SmallMap<string, true>()
   readonly #hooks: SessionHooks
   /**
    * A blocking wait runs (or is about to run) here, or the unlock of the only lock held here: no
@@ -165,7 +166,7 @@ export class Session implements HandleOwner {
     const givenUp = this.#givenUp
     givenUp.add(id)
     // Nothing held, and every acquire here gave up its try: nothing is left to wait for the server.
-    if (this.#holds.size === 0 && [...this.#keys].every((key) => givenUp.has(key))) return this.abandon()
+    if (this.#holds.size === 0 && this.#keys.keys().every((key) => givenUp.has(key))) return this.abandon()
     this.#silent = true
     return false
   }
@@ -178,7 +179,7 @@ export class Session implements HandleOwner {
 
   /** Promises the session to an acquire of `id`; undone by {@link settle}, or kept by a hold. */
   reserve(id: string): void {
-    this.#keys.add(id)
+    this.#keys.set(id, true)
   }
 
   /**
@@ -340,7 +341,7 @@ export class Session implements HandleOwner {
     if (this.#pid === undefined && typeof pid === 'number') this.#pid = pid
     const handle = new LockHandleImpl(key, mode === 'shared', this)
     this.#holds.set(handle, id)
-    this.#keys.add(id)
+    this.#keys.set(id, true)
     this.#exclusive = false
     // The session may have died (or been handed back) between the lock's grant and this bookkeeping.
     if (this.#state !== 'open') {
@@ -415,9 +416,11 @@ export class Session implements HandleOwner {
   /** Takes back every lock held on this session (locker close): holders see them lost, then they are unlocked. */
   async revokeAll(): Promise<void> {
     await Promise.all(
-      [...this.#holds.keys()].map((handle) =>
-        handle.revoke(new LockLostError(handle.key, 'locker.close() released it while it was held')),
-      ),
+      this.#holds
+        .keys()
+        .map((handle) =>
+          handle.revoke(new LockLostError(handle.key, 'locker.close() released it while it was held')),
+        ),
     )
   }
 
