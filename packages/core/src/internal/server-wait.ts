@@ -16,13 +16,6 @@ export interface Waitable {
   abandon(): boolean
 }
 
-type Resolvers = readonly [(rows: readonly Row[]) => void, (error: unknown) => void]
-/** The resolving functions of the promise being made (its executor runs synchronously). */
-let made: Resolvers | undefined
-function capture(resolve: (rows: readonly Row[]) => void, reject: (error: unknown) => void): void {
-  made = [resolve, reject]
-}
-
 /**
  * A statement that may wait on the server. When the operation aborts, the statement is cancelled on
  * the server, and `promise` settles only once the cancel was delivered (nothing else may be sent
@@ -38,8 +31,8 @@ export class ServerWait {
   readonly #target: Waitable
   readonly #op: Operation
   readonly #graceMs: number
-  readonly #resolve: (rows: readonly Row[]) => void
-  readonly #reject: (error: unknown) => void
+  #resolve!: (rows: readonly Row[]) => void
+  #reject!: (error: unknown) => void
   #settled = false
   #abandoned = false
   #stall: ReturnType<typeof setTimeout> | undefined
@@ -50,9 +43,10 @@ export class ServerWait {
     this.#target = target
     this.#op = op
     this.#graceMs = graceMs
-    this.promise = new Promise(capture)
-    ;[this.#resolve, this.#reject] = made as Resolvers
-    made = undefined
+    this.promise = new Promise((resolve, reject) => {
+      this.#resolve = resolve
+      this.#reject = reject
+    })
     target.query(statement).then(this.#onRows, this.#onError)
     // The server ends a timed wait itself (lock_timeout); this timer only catches one that never says so.
     const remaining = op.remainingMs()
