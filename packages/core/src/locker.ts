@@ -227,33 +227,24 @@ class LockerImpl<Tx> implements Locker<Tx> {
 
   // ---- session scope ------------------------------------------------------------------------
 
-  async #acquireSession(
-    input: LockKeyInput,
-    rawOptions: unknown,
-    isTry: boolean,
-  ): Promise<LockHandleImpl | null> {
-    const key = lockKey(input, this.#options.keyDerivation)
-    const options = isTry ? resolveTryAcquireOptions(rawOptions) : resolveAcquireOptions(rawOptions)
-    if (this.#closed) throw new LockerClosedError()
-    if (options.signal?.aborted) throw options.signal.reason
-    const mode: LockMode = options.shared ? 'shared' : 'exclusive'
-    // timeoutMs: 0 means "do not wait for the lock"; the pool wait is then the same as tryAcquire's.
-    const noWait = isTry || options.timeoutMs === 0
-    const op = this.#operation(key, options, noWait)
+  /**
+   * Not async, so that a waiting acquire keeps one suspended frame (`#lockSession`'s) rather than two:
+   * everything that can throw before the lock is asked for rejects the returned promise.
+   */
+  #acquireSession(input: LockKeyInput, rawOptions: unknown, isTry: boolean): Promise<LockHandleImpl | null> {
+    let key: LockKey
+    let options: ResolvedAcquireOptions
+    let op: Operation
     try {
-      const handle = await this.#lockSession(key, mode, noWait, options.timeoutMs, op)
-      if (handle === null) {
-        if (isTry) return null
-        throw new LockTimeoutError(key, options.timeoutMs ?? 0)
-      }
-      if (this.#closed) {
-        await handle.release()
-        throw new LockerClosedError()
-      }
-      return handle
-    } finally {
-      op.dispose()
+      key = lockKey(input, this.#options.keyDerivation)
+      options = isTry ? resolveTryAcquireOptions(rawOptions) : resolveAcquireOptions(rawOptions)
+      if (this.#closed) throw new LockerClosedError()
+      if (options.signal?.aborted) throw options.signal.reason
+      op = this.#operation(key, options, isTry || options.timeoutMs === 0)
+    } catch (error) {
+      return Promise.reject(error)
     }
+    return this.#lockSession(key, options.shared ? 'shared' : 'exclusive', isTry, options.timeoutMs, op)
   }
 
   #operation(key: LockKey, options: ResolvedAcquireOptions, noWait: boolean): Operation {
@@ -270,92 +261,103 @@ class LockerImpl<Tx> implements Locker<Tx> {
   async #lockSession(
     key: LockKey,
     mode: LockMode,
-    noWait: boolean,
+    isTry: boolean,
     timeoutMs: number | undefined,
     op: Operation,
   ): Promise<LockHandleImpl | null> {
-    const id = keyId(key)
-    let session: Session | undefined
-    let row: Row | undefined
-    // A key found taken a moment ago would most likely fail a try again: its blocking acquires skip
-    // the try and wait at once, saving a round trip per contended acquire.
-    if (noWait || !this.#isContended(id)) {
-      for (let attempt = 1; ; attempt++) {
-        session = this.#sessionToTry(id)
-        if (op.aborted || !session.isOpen) await this.#ready(session, id, key, op)
-        try {
-          row = (await this.#tryOnSession(session, id, key, mode, op))[0]
-          break
-        } catch (error) {
-          // The server stayed silent after the abort: the try's outcome is undone when it comes.
-          if (op.aborted && error === op.reason) throw error
-          const outcome = await this.#afterFailedSessionWait(session, id, key, mode, error, op, undefined)
-          // A shared connection that died unnoticed took whatever this try got with it: try once more
-          // on another connection rather than fail an acquire that never touched a live one.
-          if (attempt === 1 && outcome instanceof ConnectionLostError && !op.aborted) continue
-          throw outcome
-        }
-      }
-      if (row?.acquired === false) this.#markContended(id)
-    }
-    if (session === undefined || (row?.acquired === false && !noWait && !op.aborted)) {
-      // Every wait runs on a connection of its own: the one just tried on when nothing else uses it.
-      if (session === undefined || !session.claimForWait(id)) {
-        session?.settle(id)
-        session = this.#openSession(id, true)
-        if (op.aborted || !session.isOpen) await this.#ready(session, id, key, op)
-      }
-      op.startServerWait()
-      this.#handOffs.waitStarted(id)
-      try {
-        const remaining = op.remainingMs()
-        const statement =
-          remaining === undefined
-            ? sessionLockIfUnlimited(key, mode)
-            : remaining < 1
-              ? sessionTryLock(key, mode)
-              : sessionLock(key, mode, remaining)
-        try {
-          row = (await this.#waitOnServer(session, statement, op))[0]
-          if (row?.acquired === null && remaining === undefined) {
-            // The session has a lock_timeout or statement_timeout of its own: lift them for this wait.
-            row = (await this.#waitOnServer(session, sessionLock(key, mode, undefined), op))[0]
+    // timeoutMs: 0 means "do not wait for the lock"; the pool wait is then the same as tryAcquire's.
+    const noWait = isTry || timeoutMs === 0
+    try {
+      const id = keyId(key)
+      let session: Session | undefined
+      let row: Row | undefined
+      // A key found taken a moment ago would most likely fail a try again: its blocking acquires skip
+      // the try and wait at once, saving a round trip per contended acquire.
+      if (noWait || !this.#isContended(id)) {
+        for (let attempt = 1; ; attempt++) {
+          session = this.#sessionToTry(id)
+          if (op.aborted || !session.isOpen) await this.#ready(session, id, key, op)
+          try {
+            row = (await this.#tryOnSession(session, id, key, mode, op))[0]
+            break
+          } catch (error) {
+            // The server stayed silent after the abort: the try's outcome is undone when it comes.
+            if (op.aborted && error === op.reason) throw error
+            const outcome = await this.#afterFailedSessionWait(session, id, key, mode, error, op, undefined)
+            // A shared connection that died unnoticed took whatever this try got with it: try once more
+            // on another connection rather than fail an acquire that never touched a live one.
+            if (attempt === 1 && outcome instanceof ConnectionLostError && !op.aborted) continue
+            throw outcome
           }
-        } catch (error) {
-          throw await this.#afterFailedSessionWait(session, id, key, mode, error, op, timeoutMs)
         }
-        if (row?.acquired === null) {
-          // The caller's statement_timeout would cut the wait short: take the transaction-block route.
-          row = await this.#lockSessionInBlock(session, id, key, mode, op, timeoutMs)
+        if (row?.acquired === false) this.#markContended(id)
+      }
+      if (session === undefined || (row?.acquired === false && !noWait && !op.aborted)) {
+        // Every wait runs on a connection of its own: the one just tried on when nothing else uses it.
+        if (session === undefined || !session.claimForWait(id)) {
+          session?.settle(id)
+          session = this.#openSession(id, true)
+          if (op.aborted || !session.isOpen) await this.#ready(session, id, key, op)
         }
-      } finally {
-        this.#handOffs.waitEnded(id)
+        op.startServerWait()
+        this.#handOffs.waitStarted(id)
+        try {
+          const remaining = op.remainingMs()
+          const statement =
+            remaining === undefined
+              ? sessionLockIfUnlimited(key, mode)
+              : remaining < 1
+                ? sessionTryLock(key, mode)
+                : sessionLock(key, mode, remaining)
+          try {
+            row = (await this.#waitOnServer(session, statement, op))[0]
+            if (row?.acquired === null && remaining === undefined) {
+              // The session has a lock_timeout or statement_timeout of its own: lift them for this wait.
+              row = (await this.#waitOnServer(session, sessionLock(key, mode, undefined), op))[0]
+            }
+          } catch (error) {
+            throw await this.#afterFailedSessionWait(session, id, key, mode, error, op, timeoutMs)
+          }
+          if (row?.acquired === null) {
+            // The caller's statement_timeout would cut the wait short: take the transaction-block route.
+            row = await this.#lockSessionInBlock(session, id, key, mode, op, timeoutMs)
+          }
+        } finally {
+          this.#handOffs.waitEnded(id)
+        }
       }
-    }
-    if (row?.acquired === true) {
-      if (session.pid !== undefined && row.pid !== session.pid) {
-        // Only a pooler in front of the server does this: the lock sits on another backend now.
-        const moved = new SessionMovedError(`backend ${session.pid} before, ${String(row.pid)} now`)
-        session.lose(moved)
-        throw new ConnectionLostError(key, { cause: moved })
+      if (row?.acquired === true) {
+        if (session.pid !== undefined && row.pid !== session.pid) {
+          // Only a pooler in front of the server does this: the lock sits on another backend now.
+          const moved = new SessionMovedError(`backend ${session.pid} before, ${String(row.pid)} now`)
+          session.lose(moved)
+          throw new ConnectionLostError(key, { cause: moved })
+        }
+        const handle = session.addHold(key, id, mode, row.pid)
+        if (op.aborted) {
+          // Granted just as the abort landed: the caller has gone, so give the lock back.
+          await handle.release()
+          throw op.reason
+        }
+        if (this.#closed) {
+          await handle.release()
+          throw new LockerClosedError()
+        }
+        return handle
       }
-      const handle = session.addHold(key, id, mode, row.pid)
-      if (op.aborted) {
-        // Granted just as the abort landed: the caller has gone, so give the lock back.
-        await handle.release()
-        throw op.reason
+      if (row?.acquired === false) {
+        session.settle(id)
+        if (op.aborted) throw op.reason
+        if (!isTry) throw new LockTimeoutError(key, timeoutMs ?? 0)
+        return null
       }
-      return handle
+      await session.dispose(true)
+      throw new Error(
+        `pglock: the ${this.#adapter.name} adapter returned an unexpected row: ${JSON.stringify(row)}`,
+      )
+    } finally {
+      op.dispose()
     }
-    if (row?.acquired === false) {
-      session.settle(id)
-      if (op.aborted) throw op.reason
-      return null
-    }
-    await session.dispose(true)
-    throw new Error(
-      `pglock: the ${this.#adapter.name} adapter returned an unexpected row: ${JSON.stringify(row)}`,
-    )
   }
 
   /**
