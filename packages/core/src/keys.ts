@@ -1,5 +1,6 @@
 import { createHash, hkdfSync } from 'node:crypto'
 import { InvalidLockKeyError, InvalidOptionsError } from './errors.js'
+import { Memo } from './internal/memo.js'
 
 /** Everything callers may pass where a lock is named; it is turned into a `LockKey` before any SQL runs. */
 export type LockKeyInput =
@@ -122,6 +123,13 @@ export function lockKey(input: LockKeyInput, derivation: KeyDerivation = keyDeri
  * same name). Fixed, whatever the locker's key derivation: it must never change between versions.
  */
 export function namespaceId(namespace: string): number {
+  return namespaceIds.get(namespace, computeNamespaceId)
+}
+
+/** The ids of the namespaces seen lately: a fixed function of the name, so every locker shares them. */
+const namespaceIds = new Memo<number>(1_024)
+
+function computeNamespaceId(namespace: string): number {
   return createHash('sha256').update(utf8(namespace)).digest().readInt32LE(0)
 }
 

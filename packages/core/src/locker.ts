@@ -18,11 +18,12 @@ import {
   OUT_OF_MEMORY,
 } from './internal/classify.js'
 import { HandOffs } from './internal/hand-offs.js'
+import { KeyCache } from './internal/key-cache.js'
 import { Operation, raceOperation, unlessSilent } from './internal/operation.js'
 import { Registry } from './internal/registry.js'
 import { ServerWait, type Waitable } from './internal/server-wait.js'
 import { Session, type SessionHooks } from './internal/session.js'
-import { keyId, type LockKey, type LockKeyInput, lockKey } from './keys.js'
+import { keyId, type LockKey, type LockKeyInput } from './keys.js'
 import type { LockHandle, LockHandleImpl } from './lock-handle.js'
 import {
   type AcquireOptions,
@@ -137,6 +138,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
   readonly #contended = new Map<string, number>()
   readonly #sessionHooks: SessionHooks
   readonly #handOffs = new HandOffs()
+  readonly #keys: KeyCache
 
   #closing: Promise<void> | undefined
   /**
@@ -149,6 +151,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
   constructor(adapter: Adapter<Tx>, options: ResolvedLockerOptions) {
     this.#adapter = adapter
     this.#options = options
+    this.#keys = new KeyCache(options.keyDerivation)
     this.#sessionHooks = {
       onIdle: (session) => this.#onIdle(session),
       sessions: this.#sessions,
@@ -236,7 +239,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
     let options: ResolvedAcquireOptions
     let op: Operation
     try {
-      key = lockKey(input, this.#options.keyDerivation)
+      key = this.#keys.lockKey(input)
       options = isTry ? resolveTryAcquireOptions(rawOptions) : resolveAcquireOptions(rawOptions)
       if (this.#closed) throw new LockerClosedError()
       if (options.signal?.aborted) throw options.signal.reason
@@ -589,7 +592,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
     rawOptions: unknown,
     isTry: boolean,
   ): Promise<boolean> {
-    const key = lockKey(input, this.#options.keyDerivation)
+    const key = this.#keys.lockKey(input)
     const options = isTry ? resolveTryAcquireOptions(rawOptions) : resolveAcquireOptions(rawOptions)
     if (this.#closed) throw new LockerClosedError()
     if (options.signal?.aborted) throw options.signal.reason

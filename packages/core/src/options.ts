@@ -3,7 +3,10 @@ import { type KeyDerivation, keyDerivations } from './keys.js'
 
 /** Options of {@link createLocker}. */
 export interface LockerOptions {
-  /** How string keys become lock ids. Default: `keyDerivations.sha256`. */
+  /**
+   * How string keys become lock ids. Default: `keyDerivations.sha256`. It must return the same key for
+   * the same name: the locker keeps the keys of the last 1,024 names it derived.
+   */
   readonly keyDerivation?: KeyDerivation
   /**
    * Every `keepAliveMs` milliseconds, run a trivial statement on each connection that holds session

@@ -1,0 +1,27 @@
+/**
+ * Values computed from strings, the latest `size` of them kept: a string seen again skips the
+ * computation. For pure, costly functions of a string (a hash of a lock name). Beyond `size`, the
+ * oldest is forgotten, so a stream of distinct strings costs a Map insertion each and no more memory.
+ */
+export class Memo<V> {
+  readonly #kept = new Map<string, V>()
+  readonly #size: number
+
+  constructor(size: number) {
+    this.#size = size
+  }
+
+  /** The value for `text`, from `compute(text)` when not kept (a throw is passed on, nothing kept). */
+  get(text: string, compute: (text: string) => V): V {
+    let value = this.#kept.get(text)
+    if (value === undefined) {
+      value = compute(text)
+      if (this.#kept.size >= this.#size) {
+        const oldest = this.#kept.keys().next().value
+        if (oldest !== undefined) this.#kept.delete(oldest)
+      }
+      this.#kept.set(text, value)
+    }
+    return value
+  }
+}
