@@ -19,7 +19,7 @@ import {
 } from './internal/classify.js'
 import { HandOffs } from './internal/hand-offs.js'
 import { KeyCache } from './internal/key-cache.js'
-import { Operation, raceOperation, unlessSilent } from './internal/operation.js'
+import { noop, Operation, raceOperation, unlessSilent } from './internal/operation.js'
 import { Registry } from './internal/registry.js'
 import { ServerWait, type Waitable } from './internal/server-wait.js'
 import { Session, type SessionHooks } from './internal/session.js'
@@ -237,17 +237,21 @@ class LockerImpl<Tx> implements Locker<Tx> {
   #acquireSession(input: LockKeyInput, rawOptions: unknown, isTry: boolean): Promise<LockHandleImpl | null> {
     let key: LockKey
     let options: ResolvedAcquireOptions
+    let noWait: boolean
     let op: Operation
     try {
       key = this.#keys.lockKey(input)
       options = isTry ? resolveTryAcquireOptions(rawOptions) : resolveAcquireOptions(rawOptions)
       if (this.#closed) throw new LockerClosedError()
       if (options.signal?.aborted) throw options.signal.reason
-      op = this.#operation(key, options, isTry || options.timeoutMs === 0)
+      // timeoutMs: 0 means "do not wait for the lock"; the pool wait is then the same as tryAcquire's.
+      noWait = isTry || options.timeoutMs === 0
+      op = this.#operation(key, options, noWait)
     } catch (error) {
       return Promise.reject(error)
     }
-    return this.#lockSession(key, options.shared ? 'shared' : 'exclusive', isTry, options.timeoutMs, op)
+    const mode: LockMode = options.shared ? 'shared' : 'exclusive'
+    return this.#lockSession(key, mode, isTry, noWait, options.timeoutMs, op)
   }
 
   #operation(key: LockKey, options: ResolvedAcquireOptions, noWait: boolean): Operation {
@@ -265,11 +269,10 @@ class LockerImpl<Tx> implements Locker<Tx> {
     key: LockKey,
     mode: LockMode,
     isTry: boolean,
+    noWait: boolean,
     timeoutMs: number | undefined,
     op: Operation,
   ): Promise<LockHandleImpl | null> {
-    // timeoutMs: 0 means "do not wait for the lock"; the pool wait is then the same as tryAcquire's.
-    const noWait = isTry || timeoutMs === 0
     try {
       const id = keyId(key)
       let session: Session | undefined
@@ -740,8 +743,6 @@ class LockerImpl<Tx> implements Locker<Tx> {
     return acquired
   }
 }
-
-function noop(): void {}
 
 /** Waits for `promise`, or for `ms`, whichever is first; `onLate` runs when the time won. */
 async function unlessLate(promise: Promise<void>, ms: number, onLate: () => void): Promise<void> {

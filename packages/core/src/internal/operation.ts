@@ -156,7 +156,8 @@ export class Operation {
   }
 }
 
-function noop(): void {}
+/** Does nothing: a handler for outcomes nobody needs. */
+export function noop(): void {}
 
 function notify(listener: AbortListener): void {
   if (typeof listener === 'function') listener()

@@ -1,7 +1,7 @@
 import type { Row } from '../adapter.js'
 import { MAX_TIMEOUT_MS } from '../options.js'
 import type { Statement } from '../sql.js'
-import type { Operation } from './operation.js'
+import { noop, type Operation } from './operation.js'
 
 /** Something the core can wait on and cancel: a lent session or a caller's transaction. */
 export interface Waitable {
@@ -126,5 +126,3 @@ export class ServerWait {
 function giveUpIfSilent(wait: ServerWait): void {
   wait.giveUpIfSilent()
 }
-
-function noop(): void {}
