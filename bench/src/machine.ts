@@ -16,7 +16,7 @@ export interface MachineInfo {
   readonly settings: Readonly<Record<string, string>>
   /** Exact driver versions, from bench/package.json. */
   readonly drivers: Readonly<Record<string, string>>
-  /** `git describe`-like commit of the work tree, with `-dirty` when it has changes (besides docs/bench.*). */
+  /** `git describe`-like commit of the work tree, with `-dirty` when tracked files have changes (besides docs/bench.*). */
   readonly commit: string
 }
 
@@ -33,9 +33,18 @@ function commit(): string {
     const cwd = new URL('.', import.meta.url)
     const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd, encoding: 'utf8' }).trim()
     // The chart and table this program publishes do not count: a second --publish run is not "dirty".
+    // Nor do untracked files (scratch scripts): the bench measures the packages' tracked sources.
     const status = execFileSync(
       'git',
-      ['status', '--porcelain', '--', ':/', ':(exclude,top)docs/bench.md', ':(exclude,top)docs/bench.svg'],
+      [
+        'status',
+        '--porcelain',
+        '--untracked-files=no',
+        '--',
+        ':/',
+        ':(exclude,top)docs/bench.md',
+        ':(exclude,top)docs/bench.svg',
+      ],
       { cwd, encoding: 'utf8' },
     )
     const dirty = status.trim() !== ''

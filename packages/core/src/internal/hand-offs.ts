@@ -77,9 +77,7 @@ export class HandOffs {
       setImmediate(resumeNextTurn, released)
     }
     // A key nobody here waits for is forgotten, unless it is quiet (then it goes once that is over).
-    if (entry.waiting === 0 && entry.released.length === 0 && entry.quietUntil <= performance.now()) {
-      this.#keys.delete(id)
-    }
+    if (entry.waiting === 0 && forgettable(entry, performance.now())) this.#keys.delete(id)
   }
 
   /**
@@ -129,10 +127,13 @@ export class HandOffs {
   /** Forgets the keys nobody here waits for whose quiet period is over. */
   #sweep(): void {
     const now = performance.now()
-    for (const [id, entry] of this.#keys) {
-      if (entry.waiting === 0 && entry.released.length === 0 && entry.quietUntil <= now) this.#keys.delete(id)
-    }
+    for (const [id, entry] of this.#keys) if (forgettable(entry, now)) this.#keys.delete(id)
   }
+}
+
+/** Nobody here waits for the key, no release is held back for it, and it is not quiet (at `now`). */
+function forgettable(entry: KeyWaits, now: number): boolean {
+  return entry.waiting === 0 && entry.released.length === 0 && entry.quietUntil <= now
 }
 
 function resume(released: readonly (() => void)[]): void {
