@@ -662,6 +662,54 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
       )
     })
 
+    it('a release whose unlock goes unanswered settles abandonAfterMs later: the locks on that connection are reported lost, and the server frees them once the connection ends', async () => {
+      const { proxy, locker } = await silentSetup()
+      const [a, b] = [randomKey(), randomKey()]
+      // Both on one connection (b's try goes where a is held).
+      const first = await locker.acquire(a)
+      const second = await locker.acquire(b)
+      expect((await admin.locks(a))[0]?.pid).toBe((await admin.locks(b))[0]?.pid)
+      proxy.silence()
+      const t0 = performance.now()
+      await first.release()
+      const elapsed = elapsedSince(t0)
+      expect(elapsed).toBeGreaterThan(GRACE - 50)
+      expect(elapsed).toBeLessThan(1.25 * GRACE + 3_000)
+      for (const handle of [first, second]) {
+        expect(handle.held).toBe(false)
+        expect(handle.signal.reason).toBeInstanceOf(LockLostError)
+        expect(String((handle.signal.reason as Error).cause)).toMatch(/did not answer the unlock/)
+      }
+      // Already lost: resolves at once.
+      await second.release()
+      // Nothing was unlocked: the server still holds both for the silent backend, until it ends.
+      expect((await admin.locks(a)).length + (await admin.locks(b)).length).toBe(2)
+      await proxy.close()
+      await waitFor(
+        'the locks to be freed',
+        async () => (await admin.locks(a)).length + (await admin.locks(b)).length === 0,
+      )
+    })
+
+    it('withLock rejects with LockLostError abandonAfterMs after fn returned when the unlock goes unanswered', async () => {
+      const { proxy, locker } = await silentSetup()
+      const key = randomKey()
+      const t0 = performance.now()
+      const outcome = await settle(
+        locker.withLock(key, () => {
+          proxy.silence()
+          return 'done'
+        }),
+      )
+      expect(outcome.status).toBe('rejected')
+      const error = (outcome as PromiseRejectedResult).reason as Error
+      expect(error).toBeInstanceOf(LockLostError)
+      expect(String(error.cause)).toMatch(/did not answer the unlock/)
+      expect(elapsedSince(t0)).toBeGreaterThan(GRACE - 50)
+      await proxy.close()
+      await waitFor('the lock to be freed', async () => (await admin.locks(key)).length === 0)
+    })
+
     it('close() settles abandonAfterMs after the server went silent: held locks are reported lost, waits reject with LockerClosedError, and the server frees everything once the connections end', async () => {
       const { proxy, locker, app } = await silentSetup()
       const [a, b] = [randomKey(), randomKey()]

@@ -23,6 +23,7 @@ import { noop, Operation, raceOperation, unlessSilent } from './internal/operati
 import { Registry } from './internal/registry.js'
 import { ServerWait, type Waitable } from './internal/server-wait.js'
 import { Session, type SessionHooks } from './internal/session.js'
+import { UnlockWatch } from './internal/unlock-watch.js'
 import { keyId, type LockKey, type LockKeyInput } from './keys.js'
 import type { LockHandle, LockHandleImpl } from './lock-handle.js'
 import {
@@ -157,6 +158,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
       sessions: this.#sessions,
       keepAliveMs: options.keepAliveMs,
       abandonAfterMs: options.abandonAfterMs,
+      unlocks: new UnlockWatch(options.abandonAfterMs),
       afterRelease: (id) => this.#handOffs.afterRelease(id),
     }
   }

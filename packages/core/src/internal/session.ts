@@ -6,6 +6,7 @@ import { KEEPALIVE, type LockMode, ROLLBACK_ANY, type Statement, sessionUnlock, 
 import { isSessionGone } from './classify.js'
 import type { Registry, RegistryEntry } from './registry.js'
 import { SmallMap } from './small-map.js'
+import { type UnlockOwner, type UnlockWatch, WatchedUnlock } from './unlock-watch.js'
 
 /** A settled promise, the initial value of the promises a session keeps. */
 const SETTLED: Promise<undefined> = Promise.resolve(undefined)
@@ -22,6 +23,8 @@ export interface SessionHooks {
   readonly keepAliveMs: number | undefined
   /** How long the server may leave a statement unanswered before the keep-alive gives the session up. */
   readonly abandonAfterMs: number
+  /** Gives up on unlocks the server leaves unanswered for `abandonAfterMs`. */
+  readonly unlocks: UnlockWatch
   /**
    * An exclusive lock on `id` was released on the server; returns what `release()` should wait for
    * before it resolves, if anything (see HandOffs).
@@ -43,7 +46,7 @@ export interface SessionHooks {
  * runs on it while it holds nothing else; it goes back as soon as it holds nothing and nobody is
  * about to use it (or, after an unlock whose release() is held back for a hand-off, once that resolves).
  */
-export class Session implements HandleOwner {
+export class Session implements HandleOwner, UnlockOwner {
   readonly #adapter: Adapter<never>
   /** The locks held here, each with its key's id (`keyId`). */
   readonly #holds = new SmallMap<LockHandleImpl, string>()
@@ -367,22 +370,31 @@ export class Session implements HandleOwner {
     // settles (acquires try elsewhere meanwhile): the session goes back right after it.
     const sole = this.#holds.size === 1 && this.#keys.size === 1 && this.#pending === 0 && !this.#exclusive
     if (sole) this.#exclusive = true
+    // Watched: a server that leaves it unanswered for abandonAfterMs has the session given up on.
+    const unlocks = this.#hooks.unlocks
+    const unlock = new WatchedUnlock(this.query(sessionUnlock(handle.key, mode, this.#pid)), this)
+    unlocks.watch(unlock)
     let rows: readonly Row[]
     try {
-      rows = await this.query(sessionUnlock(handle.key, mode, this.#pid))
+      rows = await unlock.promise
     } catch (error) {
+      unlocks.unwatch(unlock)
       if (sole) this.#exclusive = false
       this.#holds.delete(handle)
       if (this.#state === 'lost' || isSessionGone(this.#adapter, error)) {
-        // The session died before the unlock: the lock may have gone at any moment before it.
+        // The session died before the unlock (or the server stopped answering): the lock may have
+        // gone at any moment before it.
         handle.markLost(new LockLostError(handle.key, 'its connection ended', { cause: error }))
       } else {
         // Ending the session frees the lock on the server, which is what release() promises.
         handle.markReleased()
       }
-      await this.dispose(true)
+      const disposed = this.dispose(true)
+      // A session given up on is destroyed in the background: its end may wait for the silent server.
+      if (!this.#abandoned) await disposed
       return
     }
+    unlocks.unwatch(unlock)
     if (sole) this.#exclusive = false
     this.#holds.delete(handle)
     const row = rows[0]
@@ -411,6 +423,21 @@ export class Session implements HandleOwner {
       )
     }
     await this.dispose(true)
+  }
+
+  /**
+   * An unlock here has gone unanswered for `abandonAfterMs` (a network partition, a stopped backend):
+   * the session is given up on, and every lock on it reported lost (nothing can vouch for them; ending
+   * the connection frees them once the server notices).
+   */
+  unlockUnanswered(): Error {
+    const error = new Error(
+      `pglock: the server did not answer the unlock within ${this.#hooks.abandonAfterMs} ms`,
+    )
+    this.#abandoned = true
+    this.lose(error)
+    void this.dispose(true)
+    return error
   }
 
   /** Takes back every lock held on this session (locker close): holders see them lost, then they are unlocked. */

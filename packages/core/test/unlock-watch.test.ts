@@ -1,0 +1,85 @@
+/*
+ * UnlockWatch: an unlock in flight for abandonAfterMs is given up on at the next quarter tick (never
+ * before abandonAfterMs, at most 1.25 × it after it was sent); one that settled is not; the interval
+ * runs only while unlocks are in flight. Checked with fake timers; the conformance suite checks
+ * release() against a server gone silent.
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import type { Row } from '../src/adapter.js'
+import { UnlockWatch, WatchedUnlock } from '../src/internal/unlock-watch.js'
+
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] })
+})
+afterEach(() => {
+  vi.useRealTimers()
+})
+
+/** An unlock (never settling on its own by default) whose owner records when (fake Date.now()) it gave up. */
+function unlock(running: Promise<readonly Row[]> = new Promise(() => {})) {
+  let givenUpAt: number | undefined
+  const watched = new WatchedUnlock(running, {
+    unlockUnanswered() {
+      givenUpAt = Date.now()
+      return new Error('silent')
+    },
+  })
+  watched.promise.catch(() => {})
+  return { watched, givenUpAt: () => givenUpAt }
+}
+
+describe('UnlockWatch', () => {
+  it('gives an unlock up at the first tick at least abandonAfterMs after it was sent', () => {
+    const watch = new UnlockWatch(400)
+    const t0 = Date.now()
+    const first = unlock()
+    watch.watch(first.watched)
+    vi.advanceTimersByTime(150)
+    // Sent between two ticks: 400 ms after it falls between the 5th and the 6th.
+    const second = unlock()
+    watch.watch(second.watched)
+    vi.advanceTimersByTime(349)
+    expect(first.givenUpAt()).toBeUndefined()
+    vi.advanceTimersByTime(1)
+    expect(first.givenUpAt()).toBe(t0 + 500)
+    expect(second.givenUpAt()).toBeUndefined()
+    vi.advanceTimersByTime(100)
+    expect(second.givenUpAt()).toBe(t0 + 600)
+    expect(watch.size).toBe(0)
+  })
+
+  it('leaves an unlock that settled alone, and stops ticking at a tick that finds nothing in flight', () => {
+    const watch = new UnlockWatch(400)
+    const settled = unlock()
+    const pending = unlock()
+    watch.watch(settled.watched)
+    watch.watch(pending.watched)
+    vi.advanceTimersByTime(300)
+    watch.unwatch(settled.watched)
+    vi.advanceTimersByTime(200)
+    expect(settled.givenUpAt()).toBeUndefined()
+    expect(pending.givenUpAt()).toBeDefined()
+    expect(vi.getTimerCount()).toBe(1)
+    vi.advanceTimersByTime(100)
+    expect(vi.getTimerCount()).toBe(0)
+    // Started again by the next unlock, which gets its whole abandonAfterMs.
+    const later = unlock()
+    const t1 = Date.now()
+    watch.watch(later.watched)
+    expect(vi.getTimerCount()).toBe(1)
+    vi.advanceTimersByTime(499)
+    expect(later.givenUpAt()).toBeUndefined()
+    vi.advanceTimersByTime(1)
+    expect(later.givenUpAt()).toBe(t1 + 500)
+  })
+
+  it("an unlock's promise settles as its statement does, or rejects with its owner's error once given up on", async () => {
+    const rows = [{ released: true }]
+    await expect(unlock(Promise.resolve(rows)).watched.promise).resolves.toBe(rows)
+    const failure = new Error('connection ended')
+    await expect(unlock(Promise.reject(failure)).watched.promise).rejects.toBe(failure)
+    const silent = unlock()
+    silent.watched.unanswered()
+    await expect(silent.watched.promise).rejects.toThrow('silent')
+  })
+})
