@@ -535,6 +535,15 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
       return { proxy, ...lockerSetup }
     }
 
+    /** The partition ends with a reset: the backends behind `proxy` go, and their locks on `keys` with them. */
+    async function resetAndExpectFreed(proxy: SilentProxy, ...keys: LockKey[]): Promise<void> {
+      await proxy.close()
+      await waitFor('the locks to be freed', async () => {
+        for (const key of keys) if ((await admin.locks(key)).length > 0) return false
+        return true
+      })
+    }
+
     it('a timed wait rejects with LockTimeoutError abandonAfterMs past its deadline; the lock granted to the silent backend is freed once its connection ends', async () => {
       const { proxy, locker, app } = await silentSetup()
       const key = randomKey()
@@ -556,9 +565,7 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
       expect(String((error.cause as Error | undefined)?.message)).toMatch(/did not answer/)
       expect(elapsed).toBeGreaterThan(2_000 + GRACE - 50)
       expect(elapsed).toBeLessThan(2_000 + GRACE + 3_000)
-      // The partition ends with a reset: the backend goes, and the lock with it.
-      await proxy.close()
-      await waitFor('the lock to be freed', async () => (await admin.locks(key)).length === 0)
+      await resetAndExpectFreed(proxy, key)
     })
 
     it('an aborted wait rejects with signal.reason abandonAfterMs after the abort, though neither the wait nor its cancel is answered', async () => {
@@ -655,11 +662,7 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
         expect(String((handle.signal.reason as Error).cause)).toMatch(/has not answered/)
         await handle.release()
       }
-      await proxy.close()
-      await waitFor(
-        'the locks to be freed',
-        async () => (await admin.locks(a)).length + (await admin.locks(b)).length === 0,
-      )
+      await resetAndExpectFreed(proxy, a, b)
     })
 
     it('a release whose unlock goes unanswered settles abandonAfterMs later: the locks on that connection are reported lost, and the server frees them once the connection ends', async () => {
@@ -684,11 +687,7 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
       await second.release()
       // Nothing was unlocked: the server still holds both for the silent backend, until it ends.
       expect((await admin.locks(a)).length + (await admin.locks(b)).length).toBe(2)
-      await proxy.close()
-      await waitFor(
-        'the locks to be freed',
-        async () => (await admin.locks(a)).length + (await admin.locks(b)).length === 0,
-      )
+      await resetAndExpectFreed(proxy, a, b)
     })
 
     it('withLock rejects with LockLostError abandonAfterMs after fn returned when the unlock goes unanswered', async () => {
@@ -706,8 +705,7 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
       expect(error).toBeInstanceOf(LockLostError)
       expect(String(error.cause)).toMatch(/did not answer the unlock/)
       expect(elapsedSince(t0)).toBeGreaterThan(GRACE - 50)
-      await proxy.close()
-      await waitFor('the lock to be freed', async () => (await admin.locks(key)).length === 0)
+      await resetAndExpectFreed(proxy, key)
     })
 
     it('close() settles abandonAfterMs after the server went silent: held locks are reported lost, waits reject with LockerClosedError, and the server frees everything once the connections end', async () => {

@@ -86,6 +86,15 @@ export class Session implements HandleOwner, UnlockOwner {
   #silent = false
   /** The keys whose tries here were given up on, until their answers come. */
   #givenUp: Set<string> | undefined
+  /** The last unlock statement built here: a loop on one key (its session kept as a spare) reuses it. */
+  #lastUnlock:
+    | {
+        readonly id: string
+        readonly shared: boolean
+        readonly pid: number | undefined
+        readonly statement: Statement
+      }
+    | undefined
 
   readonly #registration: RegistryEntry<Session>
 
@@ -372,7 +381,7 @@ export class Session implements HandleOwner, UnlockOwner {
     if (sole) this.#exclusive = true
     // Watched: a server that leaves it unanswered for abandonAfterMs has the session given up on.
     const unlocks = this.#hooks.unlocks
-    const unlock = new WatchedUnlock(this.query(sessionUnlock(handle.key, mode, this.#pid)), this)
+    const unlock = new WatchedUnlock(this.query(this.#unlockStatement(handle, id, mode)), this)
     unlocks.watch(unlock)
     let rows: readonly Row[]
     try {
@@ -423,6 +432,16 @@ export class Session implements HandleOwner, UnlockOwner {
       )
     }
     await this.dispose(true)
+  }
+
+  #unlockStatement(handle: LockHandleImpl, id: string, mode: LockMode): Statement {
+    const last = this.#lastUnlock
+    if (last !== undefined && last.id === id && last.shared === handle.shared && last.pid === this.#pid) {
+      return last.statement
+    }
+    const statement = sessionUnlock(handle.key, mode, this.#pid)
+    this.#lastUnlock = { id, shared: handle.shared, pid: this.#pid, statement }
+    return statement
   }
 
   /**
