@@ -15,17 +15,22 @@ afterEach(() => {
   vi.useRealTimers()
 })
 
-/** An unlock (never settling on its own by default) whose owner records when (fake Date.now()) it gave up. */
+/**
+ * An unlock (never settling on its own by default) whose owner counts its session's answers
+ * (`owner.answers++` for one more) and records when (fake Date.now()) it gave the session up.
+ */
 function unlock(running: Promise<readonly Row[]> = new Promise(() => {})) {
   let givenUpAt: number | undefined
-  const watched = new WatchedUnlock(running, {
+  const owner = {
+    answers: 0,
     unlockUnanswered() {
       givenUpAt = Date.now()
       return new Error('silent')
     },
-  })
+  }
+  const watched = new WatchedUnlock(running, owner)
   watched.promise.catch(() => {})
-  return { watched, givenUpAt: () => givenUpAt }
+  return { watched, owner, givenUpAt: () => givenUpAt }
 }
 
 describe('UnlockWatch', () => {
@@ -71,6 +76,24 @@ describe('UnlockWatch', () => {
     expect(later.givenUpAt()).toBeUndefined()
     vi.advanceTimersByTime(1)
     expect(later.givenUpAt()).toBe(t1 + 500)
+  })
+
+  it('waits as long as the session keeps answering, and gives up abandonAfterMs after its last answer', () => {
+    const watch = new UnlockWatch(400)
+    const t0 = Date.now()
+    // Queued behind other statements on a shared session: each answered within the quarter.
+    const queued = unlock()
+    watch.watch(queued.watched)
+    for (let i = 0; i < 20; i++) {
+      vi.advanceTimersByTime(90)
+      queued.owner.answers++
+    }
+    // The last answer came at t0 + 1800, just after that tick: at least 400 ms of silence (here 500)
+    // before the session is given up on.
+    vi.advanceTimersByTime(499)
+    expect(queued.givenUpAt()).toBeUndefined()
+    vi.advanceTimersByTime(1)
+    expect(queued.givenUpAt()).toBe(t0 + 2300)
   })
 
   it("an unlock's promise settles as its statement does, or rejects with its owner's error once given up on", async () => {

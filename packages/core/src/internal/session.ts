@@ -244,6 +244,11 @@ export class Session implements HandleOwner, UnlockOwner {
     return this.#conn?.cancel !== undefined
   }
 
+  /** Statements answered here (owned ones excepted: see {@link query}), for UnlockWatch. */
+  get answers(): number {
+    return this.#answers
+  }
+
   get holdCount(): number {
     return this.#holds.size
   }
@@ -455,7 +460,6 @@ export class Session implements HandleOwner, UnlockOwner {
     )
     this.#abandoned = true
     this.lose(error)
-    void this.dispose(true)
     return error
   }
 

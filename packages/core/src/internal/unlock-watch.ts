@@ -1,21 +1,26 @@
 import type { Row } from '../adapter.js'
 
 /**
- * Bounds `release()` on a server gone silent. Each unlock in flight is watched; one left unanswered
- * for `abandonAfterMs` is given up on (its session then is: see `Session.unlock`), so that a release
- * settles instead of waiting for the server, or for TCP to give up on the connection, which can take
- * many minutes during a network partition.
+ * Bounds `release()` on a server gone silent. Each unlock in flight is watched; one whose session has
+ * answered nothing for `abandonAfterMs` while it was in flight is given up on (its session then is:
+ * see `Session.unlock`), so that a release settles instead of waiting for the server, or for TCP to
+ * give up on the connection, which can take many minutes during a network partition. An unlock queued
+ * behind others on a shared session waits as long as the session keeps answering: releasing
+ * thousands of locks at once may take longer than `abandonAfterMs`.
  *
  * One interval per locker, running only while unlocks are in flight, ticks every quarter of
  * `abandonAfterMs`; an unlock is given up on at the first tick at least `abandonAfterMs` after it was
- * sent (so within 1.25 × `abandonAfterMs`). No timer of its own per unlock: this runs on every release.
+ * sent, or after its session last answered (so within 1.25 × `abandonAfterMs` of that). No timer of
+ * its own per unlock: this runs on every release.
  */
 
 /** Ticks per `abandonAfterMs`. */
 const TICKS = 4
 
-/** What gives up on the session of an unlock left unanswered. */
+/** The session of an unlock. */
 export interface UnlockOwner {
+  /** Statements it has had answered so far (any count that grows with each answer). */
+  readonly answers: number
   /** Gives the session up (its locks are reported lost); returns the error the unlock rejects with. */
   unlockUnanswered(): Error
 }
@@ -25,8 +30,10 @@ export interface UnlockOwner {
  * unlock up. One object and its promise per unlock, no closure of its own.
  */
 export class WatchedUnlock {
-  /** The watch's tick count when the unlock was sent (set by {@link UnlockWatch.watch}). */
+  /** The watch's tick count when the unlock was sent, or when its session last answered (see {@link UnlockWatch}). */
   since = 0
+  /** Its session's answers at `since`. */
+  answers = 0
   readonly promise: Promise<readonly Row[]>
   readonly #owner: UnlockOwner
   #reject!: (error: unknown) => void
@@ -39,7 +46,18 @@ export class WatchedUnlock {
     })
   }
 
-  /** The unlock has gone unanswered for `abandonAfterMs`. */
+  /** Whether its session has answered anything since `since`. */
+  get answered(): boolean {
+    return this.#owner.answers !== this.answers
+  }
+
+  /** Restarts its clock at tick `ticks`. */
+  restart(ticks: number): void {
+    this.since = ticks
+    this.answers = this.#owner.answers
+  }
+
+  /** The unlock's session has answered nothing for `abandonAfterMs`. */
   unanswered(): void {
     this.#reject(this.#owner.unlockUnanswered())
   }
@@ -61,7 +79,7 @@ export class UnlockWatch {
   }
 
   watch(unlock: WatchedUnlock): void {
-    unlock.since = this.#ticks
+    unlock.restart(this.#ticks)
     this.#pending.add(unlock)
     if (this.#timer === undefined) {
       this.#timer = setInterval(this.#tick, this.#periodMs)
@@ -82,9 +100,13 @@ export class UnlockWatch {
       this.#timer = undefined
       return
     }
-    // Sent after tick `since`, so a whole `abandonAfterMs` has passed once TICKS more have come.
     for (const unlock of this.#pending) {
-      if (this.#ticks - unlock.since > TICKS) {
+      if (unlock.answered) {
+        // The session answers (the unlock waits its turn behind other statements there): not silent.
+        // It answered after the previous tick (or the unlock would have been restarted then).
+        unlock.restart(this.#ticks - 1)
+      } else if (this.#ticks - unlock.since > TICKS) {
+        // Sent (or last answered) after tick `since`: a whole `abandonAfterMs` has passed since.
         this.#pending.delete(unlock)
         unlock.unanswered()
       }
