@@ -10,7 +10,11 @@ export interface LockHandle extends AsyncDisposable {
   readonly held: boolean
   /** Aborted, with a `LockLostError` as reason, when the lock is lost (its connection died). */
   readonly signal: AbortSignal
-  /** Unlocks. Idempotent; resolves without error when the lock was already lost. */
+  /**
+   * Unlocks. Idempotent; resolves without error when the lock was already lost. Settles even when the
+   * server stops answering: once the lock's connection has answered nothing for the locker's
+   * `abandonAfterMs`, the connection is given up on and the lock reported lost (`signal` aborts).
+   */
   release(): Promise<void>
 }
 
