@@ -27,7 +27,8 @@ export interface UnlockOwner {
 
 /**
  * An unlock in flight: `promise` settles as the statement does, or rejects once the watch gives the
- * unlock up. One object and its promise per unlock, no closure of its own.
+ * unlock up. One object, its promise and the promise's executor per unlock: the statement's handlers
+ * are the promise's own resolvers.
  */
 export class WatchedUnlock {
   /** The watch's tick count when the unlock was sent, or when its session last answered (see {@link UnlockWatch}). */
