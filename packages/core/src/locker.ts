@@ -19,11 +19,11 @@ import {
 } from './internal/classify.js'
 import { HandOffs } from './internal/hand-offs.js'
 import { KeyCache } from './internal/key-cache.js'
-import { noop, Operation, raceOperation, unlessSilent } from './internal/operation.js'
+import { noop, Operation, raceOperation } from './internal/operation.js'
 import { Registry } from './internal/registry.js'
 import { ServerWait, type Waitable } from './internal/server-wait.js'
 import { Session, type SessionHooks } from './internal/session.js'
-import { UnlockWatch } from './internal/unlock-watch.js'
+import { SilenceWatch } from './internal/silence-watch.js'
 import { keyId, type LockKey, type LockKeyInput } from './keys.js'
 import type { LockHandle, LockHandleImpl } from './lock-handle.js'
 import {
@@ -158,7 +158,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
       sessions: this.#sessions,
       keepAliveMs: options.keepAliveMs,
       abandonAfterMs: options.abandonAfterMs,
-      unlocks: new UnlockWatch(options.abandonAfterMs),
+      silence: new SilenceWatch(options.abandonAfterMs),
       afterRelease: (id) => this.#handOffs.afterRelease(id),
     }
   }
@@ -213,13 +213,8 @@ class LockerImpl<Tx> implements Locker<Tx> {
         const pending = this.#operations.values()
         for (const op of pending) op.abort(new LockerClosedError())
         await Promise.all([...spares, ...pending.map((op) => op.done)])
-        // A session whose unlocks the server does not answer is destroyed rather than waited for.
-        const grace = this.#options.abandonAfterMs
-        await Promise.all(
-          this.#sessions
-            .values()
-            .map((session) => unlessLate(session.revokeAll(), grace, () => session.abandon())),
-        )
+        // A session whose unlocks the server does not answer is given up on (SilenceWatch), not waited for.
+        await Promise.all(this.#sessions.values().map((session) => session.revokeAll()))
         await this.#adapter.close?.()
       })()
     }
@@ -285,17 +280,21 @@ class LockerImpl<Tx> implements Locker<Tx> {
         for (let attempt = 1; ; attempt++) {
           session = this.#sessionToTry(id)
           if (op.aborted || !session.isOpen) await this.#ready(session, id, key, op)
+          // Let finish even when the acquire aborts (a cancel would hit whatever runs next on a shared
+          // session): what it took is given back below. Only a server silent for abandonAfterMs is not
+          // waited for (see SilenceWatch): the session is given up on, and everything on it with it.
+          const trying = session.watch(sessionTryLock(key, mode), 'a try')
           try {
-            row = (await this.#tryOnSession(session, id, key, mode, op))[0]
+            row = (await trying.promise)[0]
             break
           } catch (error) {
-            // The server stayed silent after the abort: the try's outcome is undone when it comes.
-            if (op.aborted && error === op.reason) throw error
             const outcome = await this.#afterFailedSessionWait(session, id, key, mode, error, op, undefined)
             // A shared connection that died unnoticed took whatever this try got with it: try once more
             // on another connection rather than fail an acquire that never touched a live one.
             if (attempt === 1 && outcome instanceof ConnectionLostError && !op.aborted) continue
             throw outcome
+          } finally {
+            session.unwatch(trying)
           }
         }
         if (row?.acquired === false) this.#markContended(id)
@@ -366,32 +365,6 @@ class LockerImpl<Tx> implements Locker<Tx> {
     } finally {
       op.dispose()
     }
-  }
-
-  /**
-   * A try on a session other acquires may share. It never waits on the server, so an abort lets it
-   * finish (a cancel would hit whatever runs next on the session) and the acquire gives back what it
-   * took. Only a server silent for `abandonAfterMs` after the abort is not waited for: the try
-   * rejects with the abort's reason, and its outcome is undone whenever it comes, leaving the
-   * session and the locks held on it alone.
-   */
-  #tryOnSession(session: Session, id: string, key: LockKey, mode: LockMode, op: Operation) {
-    return unlessSilent(
-      op,
-      session.query(sessionTryLock(key, mode)),
-      this.#options.abandonAfterMs,
-      () => session.triedInSilence(id),
-      (late) => {
-        session.answeredAgain(id)
-        if ('error' in late) {
-          void this.#afterFailedSessionWait(session, id, key, mode, late.error, op, undefined)
-        } else if (late.value[0]?.acquired === true) {
-          void session.addHold(key, id, mode, late.value[0].pid).release()
-        } else {
-          session.settle(id)
-        }
-      },
-    )
   }
 
   /** A session on which `id` may be tried at once (the first one found), or a new one; reserved for `id`. */
@@ -544,17 +517,17 @@ class LockerImpl<Tx> implements Locker<Tx> {
     timeoutMs: number | undefined,
   ): Promise<unknown> {
     const outcome = op.aborted ? op.reason : this.#classify(error, key, timeoutMs)
-    // Given up on as silent: its end is under way, and may take as long as the server stays silent.
-    if (session.abandoned) return outcome
-    if (!session.isOpen || isSessionGone(this.#adapter as Adapter<never>, error)) {
-      await session.dispose(true)
-      // The session died under the wait (whatever the driver's error said about it).
+    if (session.abandoned || !session.isOpen || isSessionGone(this.#adapter as Adapter<never>, error)) {
+      // The session died under the wait (whatever the driver's error said about it), or was given up
+      // on as silent: its end is then under way, and may take as long as the server stays silent.
+      if (!session.abandoned) await session.dispose(true)
       return outcome instanceof PgLockError || op.aborted
         ? outcome
         : new ConnectionLostError(key, { cause: error })
     }
+    const check = session.watch(sessionHolds(key, mode), 'a check of the locks it holds')
     try {
-      const held = (await session.query(sessionHolds(key, mode)))[0]?.held
+      const held = (await check.promise)[0]?.held
       if (held === true) {
         // One hold at most: a session never holds or tries one key for two acquires, so unlocking
         // once is exact.
@@ -566,7 +539,9 @@ class LockerImpl<Tx> implements Locker<Tx> {
       }
     } catch {
       // The check itself failed; ending the session is the sure way to free whatever it holds.
-      await session.dispose(true)
+      if (!session.abandoned) await session.dispose(true)
+    } finally {
+      session.unwatch(check)
     }
     return outcome
   }
@@ -743,22 +718,6 @@ class LockerImpl<Tx> implements Locker<Tx> {
     }
     await run(RELEASE_SAVEPOINT)
     return acquired
-  }
-}
-
-/** Waits for `promise`, or for `ms`, whichever is first; `onLate` runs when the time won. */
-async function unlessLate(promise: Promise<void>, ms: number, onLate: () => void): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const late = new Promise<void>((resolve) => {
-    timer = setTimeout(() => {
-      onLate()
-      resolve()
-    }, ms)
-  })
-  try {
-    await Promise.race([promise, late])
-  } finally {
-    clearTimeout(timer)
   }
 }
 

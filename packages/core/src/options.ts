@@ -17,12 +17,12 @@ export interface LockerOptions {
    */
   readonly keepAliveMs?: number
   /**
-   * How long the server may stay silent, in milliseconds, once an acquire's `timeoutMs` passed, its
-   * signal aborted, `close()` ran or an unlock was sent (for an unlock: answering nothing else on its
-   * connection either), before the connection is given up as unresponsive (a stopped backend, a
-   * network partition): the acquire, `close()` or `release()` then settles (a release reporting every
-   * lock on that connection lost), and the connection is ended, which frees its locks once the server
-   * notices. Keep it well above the round-trip time.
+   * How long the server may stay silent, in milliseconds, before a connection is given up as
+   * unresponsive (a stopped backend, a network partition): for a try, an unlock or a keep-alive, how
+   * long its connection may answer nothing while it is in flight; for a blocking wait, how long past
+   * its deadline, its signal's abort or `close()`. Then the acquire, `release()` or `close()` settles,
+   * every lock on that connection is reported lost, and the connection is ended, which frees its
+   * locks once the server notices. Keep it well above the round-trip time.
    * Default 5000.
    */
   readonly abandonAfterMs?: number

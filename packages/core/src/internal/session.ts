@@ -5,8 +5,8 @@ import { type HandleOwner, LockHandleImpl } from '../lock-handle.js'
 import { KEEPALIVE, type LockMode, ROLLBACK_ANY, type Statement, sessionUnlock, UNLOCK_ALL } from '../sql.js'
 import { isSessionGone } from './classify.js'
 import type { Registry, RegistryEntry } from './registry.js'
+import { type SilenceOwner, type SilenceWatch, WatchedStatement } from './silence-watch.js'
 import { SmallMap } from './small-map.js'
-import { type UnlockOwner, type UnlockWatch, WatchedUnlock } from './unlock-watch.js'
 
 /** A settled promise, the initial value of the promises a session keeps. */
 const SETTLED: Promise<undefined> = Promise.resolve(undefined)
@@ -21,10 +21,10 @@ export interface SessionHooks {
   readonly sessions: Registry<Session>
   /** The locker's keep-alive period for sessions that hold locks, if any. */
   readonly keepAliveMs: number | undefined
-  /** How long the server may leave a statement unanswered before the keep-alive gives the session up. */
+  /** How long the server may leave a statement unanswered before the session is given up on. */
   readonly abandonAfterMs: number
-  /** Gives up on unlocks the server leaves unanswered for `abandonAfterMs`. */
-  readonly unlocks: UnlockWatch
+  /** Gives up on sessions that leave a statement unanswered for `abandonAfterMs`. */
+  readonly silence: SilenceWatch
   /**
    * An exclusive lock on `id` was released on the server; returns what `release()` should wait for
    * before it resolves, if anything (see HandOffs).
@@ -46,7 +46,7 @@ export interface SessionHooks {
  * runs on it while it holds nothing else; it goes back as soon as it holds nothing and nobody is
  * about to use it (or, after an unlock whose release() is held back for a hand-off, once that resolves).
  */
-export class Session implements HandleOwner, UnlockOwner {
+export class Session implements HandleOwner, SilenceOwner {
   readonly #adapter: Adapter<never>
   /** The locks held here, each with its key's id (`keyId`). */
   readonly #holds = new SmallMap<LockHandleImpl, string>()
@@ -74,18 +74,10 @@ export class Session implements HandleOwner, UnlockOwner {
   #inFlight: Promise<unknown> = SETTLED
   /** Statements sent and not yet settled. */
   #pending = 0
-  /** Statements answered so far, and as seen by the last keep-alive tick (see {@link #keepAliveTick}). */
+  /** Statements answered so far (see {@link answers}). */
   #answers = 0
-  #answersAtTick = 0
-  #pendingAtTick = false
-  /** Whole keep-alive periods the server has left a statement unanswered, in milliseconds. */
-  #silentMs = 0
   #keepAlive: ReturnType<typeof setInterval> | undefined
   #abandoned = false
-  /** See {@link triedInSilence}. */
-  #silent = false
-  /** The keys whose tries here were given up on, until their answers come. */
-  #givenUp: Set<string> | undefined
   /** The last unlock statement built here: a loop on one key (its session kept as a spare) reuses it. */
   #lastUnlock:
     | {
@@ -160,33 +152,7 @@ export class Session implements HandleOwner, UnlockOwner {
    * about to be) open, no blocking wait has it, and it neither holds nor tries that key already.
    */
   canTry(id: string): boolean {
-    return (
-      (this.#state === 'open' || this.#state === 'connecting') &&
-      !this.#exclusive &&
-      !this.#silent &&
-      !this.#keys.has(id)
-    )
-  }
-
-  /**
-   * A try here was given up on because the server did not answer it: new acquires try elsewhere
-   * until it does ({@link answeredAgain}), rather than queue behind it. When nothing else uses the
-   * session, it is given up on altogether. Returns whether it was.
-   */
-  triedInSilence(id: string): boolean {
-    this.#givenUp ??= new Set()
-    const givenUp = this.#givenUp
-    givenUp.add(id)
-    // Nothing held, and every acquire here gave up its try: nothing is left to wait for the server.
-    if (this.#holds.size === 0 && this.#keys.keys().every((key) => givenUp.has(key))) return this.abandon()
-    this.#silent = true
-    return false
-  }
-
-  /** The server answered the try of `id` given up on: the session takes tries again. */
-  answeredAgain(id: string): void {
-    this.#givenUp?.delete(id)
-    this.#silent = false
+    return (this.#state === 'open' || this.#state === 'connecting') && !this.#exclusive && !this.#keys.has(id)
   }
 
   /** Promises the session to an acquire of `id`; undone by {@link settle}, or kept by a hold. */
@@ -244,7 +210,7 @@ export class Session implements HandleOwner, UnlockOwner {
     return this.#conn?.cancel !== undefined
   }
 
-  /** Statements answered here (owned ones excepted: see {@link query}), for UnlockWatch. */
+  /** Statements answered here (owned ones excepted: see {@link query}), for SilenceWatch. */
   get answers(): number {
     return this.#answers
   }
@@ -296,31 +262,40 @@ export class Session implements HandleOwner, UnlockOwner {
   }
 
   /**
-   * One keep-alive tick: skipped while a statement runs; notices a dead or moved session, and a
-   * server that has left a statement unanswered for longer than `abandonAfterMs` (a network
-   * partition, a stopped backend): its locks can no longer be vouched for, so they are reported lost.
+   * Runs a statement the server should answer at once (anything but a blocking wait), watched: a
+   * server that leaves it unanswered for `abandonAfterMs` has the session given up on (see
+   * SilenceWatch), and the statement's promise then rejects. `what` names it in that error. The
+   * caller passes it to {@link unwatch} once it settled.
+   */
+  watch(statement: Statement, what: string): WatchedStatement {
+    const watched = new WatchedStatement(this.query(statement), this, what)
+    this.#hooks.silence.watch(watched)
+    return watched
+  }
+
+  /** The statement {@link watch} ran has settled. */
+  unwatch(watched: WatchedStatement): void {
+    this.#hooks.silence.unwatch(watched)
+  }
+
+  /**
+   * One keep-alive tick: skipped while a statement runs (it is watched itself); notices a dead or
+   * moved session, and, through the watch, a server that leaves the keep-alive unanswered for
+   * `abandonAfterMs` (a network partition, a stopped backend).
    */
   #keepAliveTick(): void {
-    if (this.#state !== 'open' || this.#exclusive || this.#holds.size === 0) return
-    // Pending at the last tick too, and nothing answered since: unanswered for one more whole period.
-    const silent = this.#pendingAtTick && this.#answers === this.#answersAtTick
-    this.#silentMs = silent ? this.#silentMs + (this.#hooks.keepAliveMs ?? 0) : 0
-    this.#answersAtTick = this.#answers
-    if (this.#silentMs >= this.#hooks.abandonAfterMs) {
-      this.lose(new Error(`pglock: the server has not answered for over ${this.#silentMs} ms`))
-      return
-    }
-    // Counted from when the statement was sent: the keep-alive below, or the one still in flight.
-    this.#pendingAtTick = true
-    if (this.#pending > 0) return
-    this.query(KEEPALIVE).then(
+    if (this.#state !== 'open' || this.#exclusive || this.#holds.size === 0 || this.#pending > 0) return
+    const keepAlive = this.watch(KEEPALIVE, 'a keep-alive')
+    keepAlive.promise.then(
       (rows) => {
+        this.unwatch(keepAlive)
         const pid = rows[0]?.pid
         if (this.#pid !== undefined && typeof pid === 'number' && pid !== this.#pid) {
           this.lose(new SessionMovedError(`backend ${this.#pid} at acquire, ${pid} at keep-alive`))
         }
       },
       (error: unknown) => {
+        this.unwatch(keepAlive)
         // A failure other than the session's end is left for the next tick (or the unlock) to meet.
         if (isSessionGone(this.#adapter, error)) this.lose(error)
       },
@@ -328,10 +303,10 @@ export class Session implements HandleOwner, UnlockOwner {
   }
 
   /**
-   * Gives the session up: a cancel could not be delivered, the server stays silent, or close() found
-   * its unlocks unanswered. Ending (or cleaning) the session is the only way to stop its statement,
-   * so the caller need not wait for it, nor for the connection's end (which a silent server may delay
-   * by as long as it stays silent).
+   * Gives the session up: a cancel could not be delivered, or the server stays silent past a wait's
+   * end (see ServerWait). Ending (or cleaning) the session is the only way to stop its statement, so
+   * the caller need not wait for it, nor for the connection's end (which a silent server may delay by
+   * as long as it stays silent).
    */
   abandon(): boolean {
     this.#abandoned = true
@@ -385,14 +360,12 @@ export class Session implements HandleOwner, UnlockOwner {
     const sole = this.#holds.size === 1 && this.#keys.size === 1 && this.#pending === 0 && !this.#exclusive
     if (sole) this.#exclusive = true
     // Watched: a server that leaves it unanswered for abandonAfterMs has the session given up on.
-    const unlocks = this.#hooks.unlocks
-    const unlock = new WatchedUnlock(this.query(this.#unlockStatement(handle, id, mode)), this)
-    unlocks.watch(unlock)
+    const unlock = this.watch(this.#unlockStatement(handle, id, mode), 'the unlock')
     let rows: readonly Row[]
     try {
       rows = await unlock.promise
     } catch (error) {
-      unlocks.unwatch(unlock)
+      this.unwatch(unlock)
       if (sole) this.#exclusive = false
       this.#holds.delete(handle)
       if (this.#state === 'lost' || isSessionGone(this.#adapter, error)) {
@@ -408,7 +381,7 @@ export class Session implements HandleOwner, UnlockOwner {
       if (!this.#abandoned) await disposed
       return
     }
-    unlocks.unwatch(unlock)
+    this.unwatch(unlock)
     if (sole) this.#exclusive = false
     this.#holds.delete(handle)
     const row = rows[0]
@@ -450,13 +423,14 @@ export class Session implements HandleOwner, UnlockOwner {
   }
 
   /**
-   * An unlock here has gone unanswered for `abandonAfterMs` (a network partition, a stopped backend):
-   * the session is given up on, and every lock on it reported lost (nothing can vouch for them; ending
-   * the connection frees them once the server notices).
+   * A statement here (`what`) has gone unanswered, and the session has answered nothing, for
+   * `abandonAfterMs` (a network partition, a stopped backend): the session is given up on, and every
+   * lock on it reported lost (nothing can vouch for them; ending the connection frees them once the
+   * server notices).
    */
-  unlockUnanswered(): Error {
+  unanswered(what: string): Error {
     const error = new Error(
-      `pglock: the server did not answer the unlock within ${this.#hooks.abandonAfterMs} ms`,
+      `pglock: the server did not answer ${what} within ${this.#hooks.abandonAfterMs} ms`,
     )
     this.#abandoned = true
     this.lose(error)

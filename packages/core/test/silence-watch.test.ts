@@ -1,12 +1,12 @@
 /*
- * UnlockWatch: an unlock in flight for abandonAfterMs is given up on at the next quarter tick (never
- * before abandonAfterMs, at most 1.25 × it after it was sent); one that settled is not; the interval
- * runs only while unlocks are in flight. Checked with fake timers; the conformance suite checks
- * release() against a server gone silent.
+ * SilenceWatch: a statement in flight for abandonAfterMs, its session answering nothing, is given up
+ * on at the next quarter tick (never before abandonAfterMs, at most 1.25 × it after it was sent); one
+ * that settled is not; the interval runs only while statements are in flight. Checked with fake
+ * timers; the conformance suite checks tries, releases and keep-alives against a server gone silent.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { Row } from '../src/adapter.js'
-import { UnlockWatch, WatchedUnlock } from '../src/internal/unlock-watch.js'
+import { SilenceWatch, WatchedStatement } from '../src/internal/silence-watch.js'
 
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] })
@@ -16,32 +16,32 @@ afterEach(() => {
 })
 
 /**
- * An unlock (never settling on its own by default) whose owner counts its session's answers
- * (`owner.answers++` for one more) and records when (fake Date.now()) it gave the session up.
+ * A statement (never settling on its own by default) whose owner counts its session's answers
+ * (`owner.answers++` for one more) and records when (fake Date.now()) it gave the session up, and why.
  */
-function unlock(running: Promise<readonly Row[]> = new Promise(() => {})) {
+function statement(running: Promise<readonly Row[]> = new Promise(() => {})) {
   let givenUpAt: number | undefined
   const owner = {
     answers: 0,
-    unlockUnanswered() {
+    unanswered(what: string) {
       givenUpAt = Date.now()
-      return new Error('silent')
+      return new Error(`silent: ${what}`)
     },
   }
-  const watched = new WatchedUnlock(running, owner)
+  const watched = new WatchedStatement(running, owner, 'the unlock')
   watched.promise.catch(() => {})
   return { watched, owner, givenUpAt: () => givenUpAt }
 }
 
-describe('UnlockWatch', () => {
-  it('gives an unlock up at the first tick at least abandonAfterMs after it was sent', () => {
-    const watch = new UnlockWatch(400)
+describe('SilenceWatch', () => {
+  it('gives a statement up at the first tick at least abandonAfterMs after it was sent', () => {
+    const watch = new SilenceWatch(400)
     const t0 = Date.now()
-    const first = unlock()
+    const first = statement()
     watch.watch(first.watched)
     vi.advanceTimersByTime(150)
     // Sent between two ticks: 400 ms after it falls between the 5th and the 6th.
-    const second = unlock()
+    const second = statement()
     watch.watch(second.watched)
     vi.advanceTimersByTime(349)
     expect(first.givenUpAt()).toBeUndefined()
@@ -53,10 +53,10 @@ describe('UnlockWatch', () => {
     expect(watch.size).toBe(0)
   })
 
-  it('leaves an unlock that settled alone, and stops ticking at a tick that finds nothing in flight', () => {
-    const watch = new UnlockWatch(400)
-    const settled = unlock()
-    const pending = unlock()
+  it('leaves a statement that settled alone, and stops ticking at a tick that finds nothing in flight', () => {
+    const watch = new SilenceWatch(400)
+    const settled = statement()
+    const pending = statement()
     watch.watch(settled.watched)
     watch.watch(pending.watched)
     vi.advanceTimersByTime(300)
@@ -67,8 +67,8 @@ describe('UnlockWatch', () => {
     expect(vi.getTimerCount()).toBe(1)
     vi.advanceTimersByTime(100)
     expect(vi.getTimerCount()).toBe(0)
-    // Started again by the next unlock, which gets its whole abandonAfterMs.
-    const later = unlock()
+    // Started again by the next statement, which gets its whole abandonAfterMs.
+    const later = statement()
     const t1 = Date.now()
     watch.watch(later.watched)
     expect(vi.getTimerCount()).toBe(1)
@@ -79,10 +79,10 @@ describe('UnlockWatch', () => {
   })
 
   it('waits as long as the session keeps answering, and gives up abandonAfterMs after its last answer', () => {
-    const watch = new UnlockWatch(400)
+    const watch = new SilenceWatch(400)
     const t0 = Date.now()
     // Queued behind other statements on a shared session: each answered within the quarter.
-    const queued = unlock()
+    const queued = statement()
     watch.watch(queued.watched)
     for (let i = 0; i < 20; i++) {
       vi.advanceTimersByTime(90)
@@ -96,13 +96,13 @@ describe('UnlockWatch', () => {
     expect(queued.givenUpAt()).toBe(t0 + 2300)
   })
 
-  it("an unlock's promise settles as its statement does, or rejects with its owner's error once given up on", async () => {
+  it("a statement's promise settles as its statement does, or rejects with its owner's error once given up on", async () => {
     const rows = [{ released: true }]
-    await expect(unlock(Promise.resolve(rows)).watched.promise).resolves.toBe(rows)
+    await expect(statement(Promise.resolve(rows)).watched.promise).resolves.toBe(rows)
     const failure = new Error('connection ended')
-    await expect(unlock(Promise.reject(failure)).watched.promise).rejects.toBe(failure)
-    const silent = unlock()
+    await expect(statement(Promise.reject(failure)).watched.promise).rejects.toBe(failure)
+    const silent = statement()
     silent.watched.unanswered()
-    await expect(silent.watched.promise).rejects.toThrow('silent')
+    await expect(silent.watched.promise).rejects.toThrow('silent: the unlock')
   })
 })
