@@ -687,6 +687,28 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
       await resetAndExpectFreed(proxy, a, b)
     })
 
+    it('a release sent while an earlier unlock on its connection goes unanswered settles when that one is given up on', async () => {
+      const abandonAfterMs = 1_000
+      const { proxy, locker } = await silentSetup({ abandonAfterMs })
+      const [a, b] = [randomKey(), randomKey()]
+      const first = await locker.acquire(a)
+      const second = await locker.acquire(b)
+      proxy.silence()
+      const t0 = performance.now()
+      const firstSettled = first.release().then(() => elapsedSince(t0))
+      await sleep(0.9 * abandonAfterMs)
+      const secondSettled = second.release().then(() => elapsedSince(t0))
+      const [firstAt, secondAt] = await Promise.all([firstSettled, secondSettled])
+      // With the first (a quarter of abandonAfterMs later at most), not abandonAfterMs after it was sent.
+      expect(firstAt).toBeGreaterThan(abandonAfterMs - 50)
+      expect(secondAt - firstAt).toBeLessThan(0.45 * abandonAfterMs)
+      for (const handle of [first, second]) {
+        expect(handle.signal.reason).toBeInstanceOf(LockLostError)
+        expect(String((handle.signal.reason as Error).cause)).toMatch(/did not answer the unlock/)
+      }
+      await resetAndExpectFreed(proxy, a, b)
+    })
+
     it('a connection that keeps answering is not given up on, however long its queue of unlocks takes', async () => {
       const abandonAfterMs = 80
       const { locker, app } = await setup({ lockerOptions: { abandonAfterMs } })

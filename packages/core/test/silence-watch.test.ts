@@ -23,6 +23,7 @@ function statement(running: Promise<readonly Row[]> = new Promise(() => {})) {
   let givenUpAt: number | undefined
   const owner = {
     answers: 0,
+    gone: false,
     unanswered(what: string) {
       givenUpAt = Date.now()
       return new Error(`silent: ${what}`)
@@ -94,6 +95,25 @@ describe('SilenceWatch', () => {
     expect(queued.givenUpAt()).toBeUndefined()
     vi.advanceTimersByTime(1)
     expect(queued.givenUpAt()).toBe(t0 + 2300)
+  })
+
+  it('gives a statement up at the first tick after its session was given up on (queued behind one that was)', () => {
+    const watch = new SilenceWatch(400)
+    const t0 = Date.now()
+    const first = statement()
+    watch.watch(first.watched)
+    vi.advanceTimersByTime(300)
+    // Sent 300 ms later on the same (silent) session, behind the first.
+    const second = statement()
+    watch.watch(second.watched)
+    vi.advanceTimersByTime(200)
+    expect(first.givenUpAt()).toBe(t0 + 500)
+    expect(second.givenUpAt()).toBeUndefined()
+    // Its session went with the first: given up at the next tick, not 400 ms after it was sent.
+    second.owner.gone = true
+    vi.advanceTimersByTime(100)
+    expect(second.givenUpAt()).toBe(t0 + 600)
+    expect(watch.size).toBe(0)
   })
 
   it("a statement's promise settles as its statement does, or rejects with its owner's error once given up on", async () => {

@@ -210,6 +210,11 @@ export class Session implements HandleOwner, SilenceOwner {
     return this.#conn?.cancel !== undefined
   }
 
+  /** Lost, or given up on (see {@link abandon}), for SilenceWatch. */
+  get gone(): boolean {
+    return this.#state === 'lost' || this.#abandoned
+  }
+
   /** Statements answered here (owned ones excepted: see {@link query}), for SilenceWatch. */
   get answers(): number {
     return this.#answers
@@ -429,6 +434,8 @@ export class Session implements HandleOwner, SilenceOwner {
    * server notices).
    */
   unanswered(what: string): Error {
+    // Already lost (or given up on with an earlier statement): every statement there ends with that cause.
+    if (this.#state === 'lost' && this.#lostCause instanceof Error) return this.#lostCause
     const error = new Error(
       `pglock: the server did not answer ${what} within ${this.#hooks.abandonAfterMs} ms`,
     )

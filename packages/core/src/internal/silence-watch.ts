@@ -12,8 +12,9 @@ import type { Row } from '../adapter.js'
  *
  * One interval per locker, running only while statements are watched, ticks every quarter of
  * `abandonAfterMs`; a statement is given up on at the first tick at least `abandonAfterMs` after it was
- * sent, or after its session last answered (so within 1.25 × `abandonAfterMs` of that). No timer of
- * its own per statement: this runs on every try and every release.
+ * sent, or after its session last answered (so within 1.25 × `abandonAfterMs` of that), or at the
+ * first tick after its session was given up on (it was queued behind the statement that was). No
+ * timer of its own per statement: this runs on every try and every release.
  */
 
 /** Ticks per `abandonAfterMs`. */
@@ -23,6 +24,8 @@ const TICKS = 4
 export interface SilenceOwner {
   /** Statements it has had answered so far (any count that grows with each answer). */
   readonly answers: number
+  /** Lost or given up on: nothing it still has in flight will be answered to any purpose. */
+  readonly gone: boolean
   /**
    * Gives the session up (its locks are reported lost) because `what` (e.g. "the unlock") went
    * unanswered; returns the error the statement rejects with.
@@ -53,6 +56,11 @@ export class WatchedStatement {
       this.#reject = reject
       running.then(resolve, reject)
     })
+  }
+
+  /** Whether its session is lost or was given up on. */
+  get sessionGone(): boolean {
+    return this.#owner.gone
   }
 
   /** Whether its session has answered anything since `since`. */
@@ -110,7 +118,11 @@ export class SilenceWatch {
       return
     }
     for (const statement of this.#pending) {
-      if (statement.answered) {
+      if (statement.sessionGone) {
+        // Queued behind a statement given up on (or on a session lost otherwise): it goes with it.
+        this.#pending.delete(statement)
+        statement.unanswered()
+      } else if (statement.answered) {
         // The session answers (the statement waits its turn behind others there): not silent. It
         // answered after the previous tick (or the statement would have been restarted then).
         statement.restart(this.#ticks - 1)
