@@ -144,6 +144,21 @@ export function postgresjsAdapter(
     })
     return entry
   }
+  /**
+   * A new lock connection, opened in the slot taken for it: postgres.js connects on the first
+   * statement, and the core counts the time a statement takes as the server's (its silence watch).
+   */
+  const opened = async (postgres: PostgresFactory): Promise<Dedicated> => {
+    const entry = open(postgres)
+    try {
+      await entry.run.query('SELECT 1', [])
+    } catch (error) {
+      void retire(entry)
+      freeSlot()
+      throw error
+    }
+    return entry
+  }
   const freeSlot = () => {
     const next = waiters.shift()
     if (next === undefined) inUse--
@@ -159,7 +174,7 @@ export function postgresjsAdapter(
       // The pool limit of the app's instance holds for lock connections too: waiters queue, first come first served.
       if (inUse < max) inUse++
       else await new Promise<void>((resolve, reject) => waiters.push({ resolve, reject }))
-      const entry = idle.pop() ?? open(postgres)
+      const entry = idle.pop() ?? (await opened(postgres))
       entry.lent = true
       entry.onLost = onLost
       const run = entry.run

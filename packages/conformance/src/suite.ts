@@ -621,7 +621,7 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
       await resetAndExpectFreed(proxy, a, b, c)
     })
 
-    it('an acquire with neither timeout nor signal whose try meets a silent backend tries again on another connection abandonAfterMs later; the locks on the silent one are reported lost', async () => {
+    it('an acquire whose try meets a silent backend tries again on another connection abandonAfterMs later (here with neither timeout nor signal); the locks on the silent one are reported lost', async () => {
       const { proxy, locker, app } = await silentSetup()
       const [a, c] = [randomKey(), randomKey()]
       const holding = await locker.acquire(a)
@@ -642,6 +642,26 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
       await next.release()
       expect(await admin.locks(c)).toEqual([])
       await resetAndExpectFreed(proxy, a)
+    })
+
+    it('a connection slow to open is not taken for a silent one: abandonAfterMs counts from its first statement', async () => {
+      const { proxy, locker, app } = await silentSetup()
+      const key = randomKey()
+      // New connections are held up for 3.5 × abandonAfterMs (a database waking up, a slow TLS hop):
+      // longer than a try and its one retry elsewhere would be let wait.
+      proxy.silence()
+      const t0 = performance.now()
+      const acquiring = settle(locker.acquire(key))
+      await sleep(3.5 * GRACE)
+      proxy.resume()
+      const outcome = await acquiring
+      expect(outcome.status).toBe('fulfilled')
+      expect(elapsedSince(t0)).toBeGreaterThan(3.5 * GRACE - 50)
+      const handle = (outcome as PromiseFulfilledResult<LockHandle>).value
+      expect(handle.held).toBe(true)
+      expect((await admin.locks(key)).map((lock) => lock.applicationName)).toEqual([app])
+      await handle.release()
+      expect(await admin.locks(key)).toEqual([])
     })
 
     it('with keepAliveMs, the locks on a connection whose server went silent are reported lost once a statement stayed unanswered for abandonAfterMs, and freed when the connection ends', async () => {

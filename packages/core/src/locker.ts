@@ -286,16 +286,17 @@ class LockerImpl<Tx> implements Locker<Tx> {
           const trying = session.watch(sessionTryLock(key, mode), 'a try')
           try {
             row = (await trying.promise)[0]
-            break
           } catch (error) {
+            session.unwatch(trying)
             const outcome = await this.#afterFailedSessionWait(session, id, key, mode, error, op, undefined)
-            // A shared connection that died unnoticed took whatever this try got with it: try once more
-            // on another connection rather than fail an acquire that never touched a live one.
+            // A shared connection that died unnoticed (or was given up on as silent) took whatever this
+            // try got with it: try once more on another connection rather than fail an acquire that
+            // never touched a live one.
             if (attempt === 1 && outcome instanceof ConnectionLostError && !op.aborted) continue
             throw outcome
-          } finally {
-            session.unwatch(trying)
           }
+          session.unwatch(trying)
+          break
         }
         if (row?.acquired === false) this.#markContended(id)
       }
@@ -470,33 +471,34 @@ class LockerImpl<Tx> implements Locker<Tx> {
     timeoutMs: number | undefined,
   ): Promise<Row | undefined> {
     try {
-      await session.query(BEGIN)
+      await session.ask(BEGIN, 'BEGIN')
     } catch (error) {
-      await session.dispose(true)
+      await session.discard()
       throw error
     }
     let row: Row | undefined
     try {
       const remaining = op.remainingMs()
-      await session.query(
+      await session.ask(
         setLocalTimeouts(remaining === undefined ? '0' : lockTimeoutSetting(remaining), '0', true),
+        'the timeouts of the wait',
       )
       row = (await this.#waitOnServer(session, sessionLockInTransaction(key, mode), op))[0]
     } catch (error) {
       if (session.isOpen && !isSessionGone(this.#adapter as Adapter<never>, error)) {
         try {
-          await session.query(ROLLBACK)
+          await session.ask(ROLLBACK, 'ROLLBACK')
         } catch {
-          await session.dispose(true)
+          await session.discard()
           throw op.aborted ? op.reason : this.#classify(error, key, timeoutMs)
         }
       }
       throw await this.#afterFailedSessionWait(session, id, key, mode, error, op, timeoutMs)
     }
     try {
-      await session.query(COMMIT)
+      await session.ask(COMMIT, 'COMMIT')
     } catch (error) {
-      await session.dispose(true)
+      await session.discard()
       throw error
     }
     return row
@@ -520,28 +522,25 @@ class LockerImpl<Tx> implements Locker<Tx> {
     if (session.abandoned || !session.isOpen || isSessionGone(this.#adapter as Adapter<never>, error)) {
       // The session died under the wait (whatever the driver's error said about it), or was given up
       // on as silent: its end is then under way, and may take as long as the server stays silent.
-      if (!session.abandoned) await session.dispose(true)
+      await session.discard()
       return outcome instanceof PgLockError || op.aborted
         ? outcome
         : new ConnectionLostError(key, { cause: error })
     }
-    const check = session.watch(sessionHolds(key, mode), 'a check of the locks it holds')
+    let held: unknown
     try {
-      const held = (await check.promise)[0]?.held
-      if (held === true) {
-        // One hold at most: a session never holds or tries one key for two acquires, so unlocking
-        // once is exact.
-        await session.addHold(key, id, mode, undefined).release()
-      } else if (held === false) {
-        session.settle(id)
-      } else {
-        await session.dispose(true)
-      }
+      held = (await session.ask(sessionHolds(key, mode), 'a check of the locks it holds'))[0]?.held
     } catch {
-      // The check itself failed; ending the session is the sure way to free whatever it holds.
-      if (!session.abandoned) await session.dispose(true)
-    } finally {
-      session.unwatch(check)
+      // The check itself failed; ending the session (below) is the sure way to free whatever it holds.
+    }
+    if (held === true) {
+      // One hold at most: a session never holds or tries one key for two acquires, so unlocking once
+      // is exact.
+      await session.addHold(key, id, mode, undefined).release()
+    } else if (held === false) {
+      session.settle(id)
+    } else {
+      await session.discard()
     }
     return outcome
   }

@@ -12,17 +12,19 @@ export interface LockerOptions {
    * Every `keepAliveMs` milliseconds, run a trivial statement on each connection that holds session
    * locks, so that idle killers (`idle_session_timeout`, proxies and firewalls that drop quiet
    * connections) do not end it, and so that a dead or moved session is noticed within that time even
-   * with drivers that report loss only on use; and so that the locks on a connection whose server has
-   * left a statement unanswered for `abandonAfterMs` are reported lost. Off by default.
+   * with drivers that report loss only on use, and a server gone silent within `abandonAfterMs` more
+   * even on a connection that has nothing else to send. Off by default.
    */
   readonly keepAliveMs?: number
   /**
    * How long the server may stay silent, in milliseconds, before a connection is given up as
-   * unresponsive (a stopped backend, a network partition): for a try, an unlock or a keep-alive, how
-   * long its connection may answer nothing while it is in flight; for a blocking wait, how long past
-   * its deadline, its signal's abort or `close()`. Then the acquire, `release()` or `close()` settles,
-   * every lock on that connection is reported lost, and the connection is ended, which frees its
-   * locks once the server notices. Keep it well above the round-trip time.
+   * unresponsive (a stopped backend, a network partition): for a statement it should answer at once
+   * (a try, an unlock, a keep-alive and the like), how long its connection may answer nothing while
+   * it is in flight; for a blocking wait, how long past its deadline, its signal's abort or `close()`.
+   * Every lock on that connection is then reported lost, the connection is ended (which frees its
+   * locks once the server notices), and whoever waited goes on: `release()` and `close()` settle, an
+   * acquire rejects or, when it may still wait, tries once more on another connection. Keep it well
+   * above the round-trip time.
    * Default 5000.
    */
   readonly abandonAfterMs?: number

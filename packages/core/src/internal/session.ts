@@ -10,6 +10,7 @@ import { SmallMap } from './small-map.js'
 
 /** A settled promise, the initial value of the promises a session keeps. */
 const SETTLED: Promise<undefined> = Promise.resolve(undefined)
+const SETTLED_VOID: Promise<void> = SETTLED
 
 type State = 'connecting' | 'open' | 'cleaning' | 'lost' | 'released'
 
@@ -283,6 +284,22 @@ export class Session implements HandleOwner, SilenceOwner {
     this.#hooks.silence.unwatch(watched)
   }
 
+  /** Runs a statement the server should answer at once, watched (see {@link watch}) until it settles. */
+  ask(statement: Statement, what: string): Promise<readonly Row[]> {
+    return this.#watchedUntilSettled(this.query(statement), what)
+  }
+
+  async #watchedUntilSettled(running: Promise<readonly Row[]>, what: string): Promise<readonly Row[]> {
+    const watched = new WatchedStatement(running, this, what)
+    const silence = this.#hooks.silence
+    silence.watch(watched)
+    try {
+      return await watched.promise
+    } finally {
+      silence.unwatch(watched)
+    }
+  }
+
   /**
    * One keep-alive tick: skipped while a statement runs (it is watched itself); notices a dead or
    * moved session, and, through the watch, a server that leaves the keep-alive unanswered for
@@ -290,17 +307,14 @@ export class Session implements HandleOwner, SilenceOwner {
    */
   #keepAliveTick(): void {
     if (this.#state !== 'open' || this.#exclusive || this.#holds.size === 0 || this.#pending > 0) return
-    const keepAlive = this.watch(KEEPALIVE, 'a keep-alive')
-    keepAlive.promise.then(
+    this.ask(KEEPALIVE, 'a keep-alive').then(
       (rows) => {
-        this.unwatch(keepAlive)
         const pid = rows[0]?.pid
         if (this.#pid !== undefined && typeof pid === 'number' && pid !== this.#pid) {
           this.lose(new SessionMovedError(`backend ${this.#pid} at acquire, ${pid} at keep-alive`))
         }
       },
       (error: unknown) => {
-        this.unwatch(keepAlive)
         // A failure other than the session's end is left for the next tick (or the unlock) to meet.
         if (isSessionGone(this.#adapter, error)) this.lose(error)
       },
@@ -322,6 +336,15 @@ export class Session implements HandleOwner, SilenceOwner {
   /** Given up on ({@link abandon}): destroyed in the background, nobody waits for it. */
   get abandoned(): boolean {
     return this.#abandoned
+  }
+
+  /**
+   * Destroys the session. Resolves once it is handed back, or at once when it was given up on: its
+   * end may wait for the silent server.
+   */
+  discard(): Promise<void> {
+    const disposed = this.dispose(true)
+    return this.#abandoned ? SETTLED_VOID : disposed
   }
 
   /** Cancels the statement in flight; rejects when the adapter cannot. */
@@ -381,9 +404,7 @@ export class Session implements HandleOwner, SilenceOwner {
         // Ending the session frees the lock on the server, which is what release() promises.
         handle.markReleased()
       }
-      const disposed = this.dispose(true)
-      // A session given up on is destroyed in the background: its end may wait for the silent server.
-      if (!this.#abandoned) await disposed
+      await this.discard()
       return
     }
     this.unwatch(unlock)
@@ -414,7 +435,7 @@ export class Session implements HandleOwner, SilenceOwner {
         ),
       )
     }
-    await this.dispose(true)
+    await this.discard()
   }
 
   #unlockStatement(handle: LockHandleImpl, id: string, mode: LockMode): Statement {
@@ -485,13 +506,18 @@ export class Session implements HandleOwner, SilenceOwner {
     return this.#release
   }
 
+  /** A clean-up statement, watched as {@link ask} does (`query` refuses a session no longer open). */
+  #askWhileCleaning(conn: SessionConnection, statement: Statement): Promise<readonly Row[]> {
+    return this.#watchedUntilSettled(conn.query(statement.text, statement.params), 'the clean-up')
+  }
+
   async #cleanForReuse(conn: SessionConnection): Promise<boolean> {
     try {
       // A statement still in flight (a wait that could not be cancelled) must end first.
       await this.#inFlight
       if (this.#state !== 'cleaning') return false
-      await conn.query(ROLLBACK_ANY.text, ROLLBACK_ANY.params)
-      const rows = await conn.query(UNLOCK_ALL.text, UNLOCK_ALL.params)
+      await this.#askWhileCleaning(conn, ROLLBACK_ANY)
+      const rows = await this.#askWhileCleaning(conn, UNLOCK_ALL)
       return rows[0]?.unlocked === true && this.#state === 'cleaning'
     } catch {
       return false
