@@ -18,6 +18,7 @@ import {
   OUT_OF_MEMORY,
 } from './internal/classify.js'
 import { HandOffs } from './internal/hand-offs.js'
+import { KeepAlive } from './internal/keep-alive.js'
 import { KeyCache } from './internal/key-cache.js'
 import { noop, Operation, raceOperation } from './internal/operation.js'
 import { Registry } from './internal/registry.js'
@@ -156,7 +157,8 @@ class LockerImpl<Tx> implements Locker<Tx> {
     this.#sessionHooks = {
       onIdle: (session) => this.#onIdle(session),
       sessions: this.#sessions,
-      keepAliveMs: options.keepAliveMs,
+      keepAlive:
+        options.keepAliveMs === undefined ? undefined : new KeepAlive(options.keepAliveMs, this.#sessions),
       abandonAfterMs: options.abandonAfterMs,
       silence: new SilenceWatch(options.abandonAfterMs),
       afterRelease: (id) => this.#handOffs.afterRelease(id),

@@ -4,6 +4,7 @@ import type { LockKey } from '../keys.js'
 import { type HandleOwner, LockHandleImpl } from '../lock-handle.js'
 import { KEEPALIVE, type LockMode, ROLLBACK_ANY, type Statement, sessionUnlock, UNLOCK_ALL } from '../sql.js'
 import { isSessionGone } from './classify.js'
+import type { KeepAlive, KeptAlive } from './keep-alive.js'
 import type { Registry, RegistryEntry } from './registry.js'
 import { type SilenceOwner, type SilenceWatch, WatchedStatement } from './silence-watch.js'
 import { SmallMap } from './small-map.js'
@@ -20,8 +21,8 @@ export interface SessionHooks {
   onIdle(session: Session): void
   /** The locker's sessions: a session is in it from its creation until its connection goes back. */
   readonly sessions: Registry<Session>
-  /** The locker's keep-alive period for sessions that hold locks, if any. */
-  readonly keepAliveMs: number | undefined
+  /** The locker's keep-alive for sessions that hold locks (`keepAliveMs`), if any. */
+  readonly keepAlive: KeepAlive | undefined
   /** How long the server may leave a statement unanswered before the session is given up on. */
   readonly abandonAfterMs: number
   /** Gives up on sessions that leave a statement unanswered for `abandonAfterMs`. */
@@ -47,7 +48,7 @@ export interface SessionHooks {
  * runs on it while it holds nothing else; it goes back as soon as it holds nothing and nobody is
  * about to use it (or, after an unlock whose release() is held back for a hand-off, once that resolves).
  */
-export class Session implements HandleOwner, SilenceOwner {
+export class Session implements HandleOwner, SilenceOwner, KeptAlive {
   readonly #adapter: Adapter<never>
   /** The locks held here, each with its key's id (`keyId`). */
   readonly #holds = new SmallMap<LockHandleImpl, string>()
@@ -77,7 +78,6 @@ export class Session implements HandleOwner, SilenceOwner {
   #pending = 0
   /** Statements answered so far (see {@link answers}). */
   #answers = 0
-  #keepAlive: ReturnType<typeof setInterval> | undefined
   #abandoned = false
   /** The last unlock statement built here: a loop on one key (its session kept as a spare) reuses it. */
   #lastUnlock:
@@ -301,12 +301,14 @@ export class Session implements HandleOwner, SilenceOwner {
   }
 
   /**
-   * One keep-alive tick: skipped while a statement runs (it is watched itself); notices a dead or
-   * moved session, and, through the watch, a server that leaves the keep-alive unanswered for
-   * `abandonAfterMs` (a network partition, a stopped backend).
+   * One keep-alive tick (see KeepAlive): skipped while a statement runs (it is watched itself);
+   * notices a dead or moved session, and, through the watch, a server that leaves the keep-alive
+   * unanswered for `abandonAfterMs` (a network partition, a stopped backend). Returns whether the
+   * session holds locks.
    */
-  #keepAliveTick(): void {
-    if (this.#state !== 'open' || this.#exclusive || this.#holds.size === 0 || this.#pending > 0) return
+  keepAliveTick(): boolean {
+    if (this.#holds.size === 0) return false
+    if (this.#state !== 'open' || this.#exclusive || this.#pending > 0) return true
     this.ask(KEEPALIVE, 'a keep-alive').then(
       (rows) => {
         const pid = rows[0]?.pid
@@ -319,6 +321,7 @@ export class Session implements HandleOwner, SilenceOwner {
         if (isSessionGone(this.#adapter, error)) this.lose(error)
       },
     )
+    return true
   }
 
   /**
@@ -369,12 +372,7 @@ export class Session implements HandleOwner, SilenceOwner {
       handle.markLost(new LockLostError(key, 'its connection ended', { cause: this.#lostCause }))
       return handle
     }
-    const keepAliveMs = this.#hooks.keepAliveMs
-    if (keepAliveMs !== undefined && this.#keepAlive === undefined) {
-      this.#keepAlive = setInterval(() => this.#keepAliveTick(), keepAliveMs)
-      // Held locks do not keep the process alive on their own, and neither does their keep-alive.
-      this.#keepAlive.unref?.()
-    }
+    this.#hooks.keepAlive?.holding()
     return handle
   }
 
@@ -489,7 +487,6 @@ export class Session implements HandleOwner, SilenceOwner {
     this.#holds.clear()
     this.#keys.clear()
     this.#hooks.sessions.delete(this.#registration)
-    clearInterval(this.#keepAlive)
     const clean = mustDestroy && wasOpen && conn.destroyable === false
     if (wasOpen) this.#state = clean ? 'cleaning' : 'released'
     this.#release = (async () => {
