@@ -113,7 +113,8 @@ export function postgresjsAdapter(
     if (idle.includes(entry)) idle.splice(idle.indexOf(entry), 1)
     // A graceful end waits until the server closed the socket, i.e. until the backend, and every lock it
     // held, is gone (`timeout: 0` would resolve at once, the lock still briefly held); seconds, in postgres.js.
-    return entry.sql.end({ timeout: 5 }).catch(() => {})
+    // A connection already closed has nothing to wait for: postgres.js would wait out the timeout.
+    return entry.sql.end({ timeout: entry.dead === undefined ? 5 : 0 }).catch(() => {})
   }
   const markDead = (entry: Dedicated, cause: unknown): void => {
     if (entry.dead !== undefined) return
@@ -144,20 +145,35 @@ export function postgresjsAdapter(
     })
     return entry
   }
+  // postgres.js's connect_timeout (seconds) ends with the start-up; it bounds the first statement too.
+  const openTimeoutMs = typeof parsed.connect_timeout === 'number' ? parsed.connect_timeout * 1000 : 0
   /**
    * A new lock connection, opened in the slot taken for it: postgres.js connects on the first
    * statement, and the core counts the time a statement takes as the server's (its silence watch).
    */
   const opened = async (postgres: PostgresFactory): Promise<Dedicated> => {
-    const entry = open(postgres)
+    let entry: Dedicated | undefined
+    let timer: ReturnType<typeof setTimeout> | undefined
     try {
-      await entry.run.query('SELECT 1', [])
+      entry = open(postgres)
+      const first = entry.run.query('SELECT 1', [])
+      await (openTimeoutMs > 0
+        ? Promise.race([
+            first,
+            new Promise((_, reject) => {
+              timer = setTimeout(() => reject(openTimedOut(openTimeoutMs)), openTimeoutMs)
+            }),
+          ])
+        : first)
+      if (closed) throw adapterClosed()
+      return entry
     } catch (error) {
-      void retire(entry)
+      if (entry !== undefined) void retire(entry)
       freeSlot()
       throw error
+    } finally {
+      clearTimeout(timer)
     }
-    return entry
   }
   const freeSlot = () => {
     const next = waiters.shift()
@@ -295,6 +311,14 @@ function keepTransactionAlive(query: QueryInternals): void {
 
 function isConnectionError(error: unknown): boolean {
   return CONNECTION_ERROR.test(String((error as { code?: unknown } | null)?.code))
+}
+
+function openTimedOut(ms: number): Error {
+  const error = new Error(
+    `postgres.js: a new lock connection did not answer within connect_timeout (${ms} ms)`,
+  )
+  // postgres.js's own code for a connection that did not open in time (a connection error).
+  return Object.assign(error, { code: 'CONNECT_TIMEOUT' })
 }
 
 function adapterClosed(): Error {

@@ -1,4 +1,4 @@
-import { Admin, appName, randomKey, waitFor } from '@pglock/conformance'
+import { Admin, appName, randomKey, SilentProxy, waitFor } from '@pglock/conformance'
 import {
   createLocker,
   InvalidOptionsError,
@@ -127,8 +127,10 @@ describe('postgres.js adapter: lost connections', () => {
     await waitFor('the backend to end', async () => (await admin.backends(app)).length === 0)
     // The server drops the backend from pg_stat_activity a moment before its socket closes: an acquire
     // in that window gets the dying connection and fails with ConnectionLostError (the driver's error as
-    // its cause), never hangs or crashes.
+    // its cause), never hangs or crashes, nor waits for the dead connection's end.
+    const t0 = performance.now()
     const first = await locker.acquire(key, { timeoutMs: 2_000 }).catch((error: unknown) => error)
+    expect(performance.now() - t0).toBeLessThan(1_000)
     if (first instanceof Error) {
       expect(first).toMatchObject({ code: 'CONNECTION_LOST' })
       expect(adapter.isConnectionError(first.cause)).toBe(true)
@@ -229,11 +231,11 @@ describe('postgres.js adapter: lock connections', () => {
     await next.release()
   })
 
-  it('a cancel while the lock connection is still opening neither fails the statement early nor wedges the connection', async () => {
+  it('cancels from the moment a statement is issued neither fail it early nor wedge the connection', async () => {
     const { adapter } = setup()
     const conn = await adapter.connect({ onLost: () => {} })
-    // The connection opens with the first statement; postgres.js's own cancel() of a statement not yet
-    // sent rejects it at once and leaves the connection stuck for good.
+    // postgres.js's own cancel() of a statement not yet sent rejects it at once, and leaves a connection
+    // that is still opening stuck for good.
     const settled = conn.query('SELECT pg_sleep(30) IS NOT NULL AS slept', []).then(
       () => ({ error: undefined }),
       (error: unknown) => ({ error }),
@@ -287,6 +289,27 @@ describe('postgres.js adapter: lock connections', () => {
     await held.release()
     await waitFor('no lock connection to remain', async () => (await admin.backends(app)).length === 0, 2_000)
     await expect(createLocker(adapter).acquire(randomKey())).rejects.toThrow(/closed/)
+  })
+
+  it('close() while a new lock connection opens rejects that connect and ends the connection', async () => {
+    const proxy = await SilentProxy.start(url)
+    onTestFinished(() => proxy.close())
+    const app = appName('pjs')
+    const sql = postgres(proxy.url, { max: 2, onnotice: () => {}, connection: { application_name: app } })
+    const adapter = postgresjsAdapter(sql)
+    onTestFinished(async () => {
+      await adapter.close()
+      await sql.end()
+    })
+    // The new connection's start-up is held up until the adapter is closed.
+    proxy.silence()
+    const connecting = adapter.connect({ onLost: () => {} })
+    const rejected = expect(connecting).rejects.toThrow(/closed/)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    await adapter.close()
+    proxy.resume()
+    await rejected
+    await waitFor('no lock connection to remain', async () => (await admin.backends(app)).length === 0, 5_000)
   })
 
   it('leaves the app’s instance and its options untouched', async () => {

@@ -475,8 +475,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
     try {
       await session.ask(BEGIN, 'BEGIN')
     } catch (error) {
-      await session.discard()
-      throw error
+      throw await this.#discardedAfter(session, key, error, op, timeoutMs)
     }
     let row: Row | undefined
     try {
@@ -500,8 +499,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
     try {
       await session.ask(COMMIT, 'COMMIT')
     } catch (error) {
-      await session.discard()
-      throw error
+      throw await this.#discardedAfter(session, key, error, op, timeoutMs)
     }
     return row
   }
@@ -520,15 +518,8 @@ class LockerImpl<Tx> implements Locker<Tx> {
     op: Operation,
     timeoutMs: number | undefined,
   ): Promise<unknown> {
+    if (this.#sessionGone(session, error)) return this.#discardedAfter(session, key, error, op, timeoutMs)
     const outcome = op.aborted ? op.reason : this.#classify(error, key, timeoutMs)
-    if (session.abandoned || !session.isOpen || isSessionGone(this.#adapter as Adapter<never>, error)) {
-      // The session died under the wait (whatever the driver's error said about it), or was given up
-      // on as silent: its end is then under way, and may take as long as the server stays silent.
-      await session.discard()
-      return outcome instanceof PgLockError || op.aborted
-        ? outcome
-        : new ConnectionLostError(key, { cause: error })
-    }
     let held: unknown
     try {
       held = (await session.ask(sessionHolds(key, mode), 'a check of the locks it holds'))[0]?.held
@@ -545,6 +536,35 @@ class LockerImpl<Tx> implements Locker<Tx> {
       await session.discard()
     }
     return outcome
+  }
+
+  /**
+   * Discards a session a statement failed on, and returns the error the acquire rejects with: a
+   * session that died under it (whatever the driver's error said about it) or was given up on as
+   * silent (its end is then under way, and may take as long as the server stays silent) makes it a
+   * `ConnectionLostError`, unless the acquire aborted or the error says more.
+   */
+  async #discardedAfter(
+    session: Session,
+    key: LockKey,
+    error: unknown,
+    op: Operation,
+    timeoutMs: number | undefined,
+  ): Promise<unknown> {
+    // Decided before the discard, which may take a while (a graceful end): a deadline passing meanwhile
+    // does not change what went wrong.
+    const aborted = op.aborted
+    const outcome = aborted ? op.reason : this.#classify(error, key, timeoutMs)
+    const gone = this.#sessionGone(session, error)
+    await session.discard()
+    return aborted || outcome instanceof PgLockError || !gone
+      ? outcome
+      : new ConnectionLostError(key, { cause: error })
+  }
+
+  /** Whether the session died under the statement that failed with `error`, or was given up on. */
+  #sessionGone(session: Session, error: unknown): boolean {
+    return session.abandoned || !session.isOpen || isSessionGone(this.#adapter as Adapter<never>, error)
   }
 
   /** Runs a statement that may wait on the server (see ServerWait). */

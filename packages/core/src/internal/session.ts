@@ -211,9 +211,12 @@ export class Session implements HandleOwner, SilenceOwner, KeptAlive {
     return this.#conn?.cancel !== undefined
   }
 
-  /** Lost, or given up on (see {@link abandon}), for SilenceWatch. */
+  /**
+   * Lost (its connection ended, or the silence watch gave it up), for SilenceWatch. Not merely
+   * abandoned after a wait (see {@link abandon}): @databases then still cleans it, if the server answers.
+   */
   get gone(): boolean {
-    return this.#state === 'lost' || this.#abandoned
+    return this.#state === 'lost'
   }
 
   /** Statements answered here (owned ones excepted: see {@link query}), for SilenceWatch. */

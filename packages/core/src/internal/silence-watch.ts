@@ -24,7 +24,7 @@ const TICKS = 4
 export interface SilenceOwner {
   /** Statements it has had answered so far (any count that grows with each answer). */
   readonly answers: number
-  /** Lost or given up on: nothing it still has in flight will be answered to any purpose. */
+  /** Lost (or given up on): nothing it still has in flight will be answered to any purpose. */
   readonly gone: boolean
   /**
    * Gives the session up (its locks are reported lost) because `what` (e.g. "the unlock") went
