@@ -79,6 +79,9 @@ export class Session implements HandleOwner, SilenceOwner, KeptAlive {
   /** Statements answered so far (see {@link answers}). */
   #answers = 0
   #abandoned = false
+  /** Resolves once the session is given up on (see {@link discard}); made on first need. */
+  #givenUp: Promise<void> | undefined
+  #onGivenUp: (() => void) | undefined
   /** The last unlock statement built here: a loop on one key (its session kept as a spare) reuses it. */
   #lastUnlock:
     | {
@@ -334,9 +337,14 @@ export class Session implements HandleOwner, SilenceOwner, KeptAlive {
    * as long as it stays silent).
    */
   abandon(): boolean {
-    this.#abandoned = true
+    this.#givenUpOn()
     void this.dispose(true)
     return true
+  }
+
+  #givenUpOn(): void {
+    this.#abandoned = true
+    this.#onGivenUp?.()
   }
 
   /** Given up on ({@link abandon}): destroyed in the background, nobody waits for it. */
@@ -350,7 +358,12 @@ export class Session implements HandleOwner, SilenceOwner, KeptAlive {
    */
   discard(): Promise<void> {
     const disposed = this.dispose(true)
-    return this.#abandoned ? SETTLED_VOID : disposed
+    if (this.#abandoned) return SETTLED_VOID
+    // Given up on while its end is under way (@databases: its clean-up went unanswered): not waited for.
+    this.#givenUp ??= new Promise((resolve) => {
+      this.#onGivenUp = resolve
+    })
+    return Promise.race([disposed, this.#givenUp])
   }
 
   /** Cancels the statement in flight; rejects when the adapter cannot. */
@@ -461,7 +474,7 @@ export class Session implements HandleOwner, SilenceOwner, KeptAlive {
     const error = new Error(
       `pglock: the server did not answer ${what} within ${this.#hooks.abandonAfterMs} ms`,
     )
-    this.#abandoned = true
+    this.#givenUpOn()
     this.lose(error)
     return error
   }
