@@ -490,8 +490,7 @@ class LockerImpl<Tx> implements Locker<Tx> {
         try {
           await session.ask(ROLLBACK, 'ROLLBACK')
         } catch {
-          await session.discard()
-          throw op.aborted ? op.reason : this.#classify(error, key, timeoutMs)
+          throw await this.#discardedAfter(session, key, error, op, timeoutMs)
         }
       }
       throw await this.#afterFailedSessionWait(session, id, key, mode, error, op, timeoutMs)

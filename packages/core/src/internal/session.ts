@@ -11,7 +11,6 @@ import { SmallMap } from './small-map.js'
 
 /** A settled promise, the initial value of the promises a session keeps. */
 const SETTLED: Promise<undefined> = Promise.resolve(undefined)
-const SETTLED_VOID: Promise<void> = SETTLED
 
 type State = 'connecting' | 'open' | 'cleaning' | 'lost' | 'released'
 
@@ -280,7 +279,11 @@ export class Session implements HandleOwner, SilenceOwner, KeptAlive {
    * caller passes it to {@link unwatch} once it settled.
    */
   watch(statement: Statement, what: string): WatchedStatement {
-    const watched = new WatchedStatement(this.query(statement), this, what)
+    return this.#watched(this.query(statement), what)
+  }
+
+  #watched(running: Promise<readonly Row[]>, what: string): WatchedStatement {
+    const watched = new WatchedStatement(running, this, what)
     this.#hooks.silence.watch(watched)
     return watched
   }
@@ -296,13 +299,11 @@ export class Session implements HandleOwner, SilenceOwner, KeptAlive {
   }
 
   async #watchedUntilSettled(running: Promise<readonly Row[]>, what: string): Promise<readonly Row[]> {
-    const watched = new WatchedStatement(running, this, what)
-    const silence = this.#hooks.silence
-    silence.watch(watched)
+    const watched = this.#watched(running, what)
     try {
       return await watched.promise
     } finally {
-      silence.unwatch(watched)
+      this.unwatch(watched)
     }
   }
 
@@ -358,7 +359,7 @@ export class Session implements HandleOwner, SilenceOwner, KeptAlive {
    */
   discard(): Promise<void> {
     const disposed = this.dispose(true)
-    if (this.#abandoned) return SETTLED_VOID
+    if (this.#abandoned) return SETTLED
     // Given up on while its end is under way (@databases: its clean-up went unanswered): not waited for.
     this.#givenUp ??= new Promise((resolve) => {
       this.#onGivenUp = resolve
