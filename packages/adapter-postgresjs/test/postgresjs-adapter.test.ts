@@ -312,6 +312,40 @@ describe('postgres.js adapter: lock connections', () => {
     await waitFor('no lock connection to remain', async () => (await admin.backends(app)).length === 0, 5_000)
   })
 
+  it('a new lock connection that opens and then answers nothing is given up after connect_timeout; its slot is free again', async () => {
+    const proxy = await SilentProxy.start(url)
+    onTestFinished(() => proxy.close())
+    const app = appName('pjs')
+    const sql = postgres(proxy.url, {
+      max: 1,
+      connect_timeout: 1,
+      onnotice: () => {},
+      connection: { application_name: app },
+    })
+    const adapter = postgresjsAdapter(sql)
+    const locker = createLocker(adapter)
+    onTestFinished(async () => {
+      await locker.close()
+      await adapter.close()
+      await sql.end({ timeout: 0 })
+    })
+    // The start-up completes (postgres.js's own connect_timeout is then over); the first statement
+    // goes unanswered, as in a partition right after the connection opened.
+    proxy.silenceAfterStartup()
+    const started = performance.now()
+    const error = await locker.acquire(randomKey()).catch((e: unknown) => e)
+    const elapsed = performance.now() - started
+    expect(error).toMatchObject({ code: 'CONNECT_TIMEOUT' })
+    expect(elapsed).toBeGreaterThanOrEqual(900)
+    expect(elapsed).toBeLessThan(3_000)
+    // The one slot (max: 1) was freed: with the network back, the next acquire gets a new connection.
+    proxy.resume()
+    const key = randomKey()
+    const handle = await locker.acquire(key, { timeoutMs: 5_000 })
+    expect((await admin.locks(key)).length).toBe(1)
+    await handle.release()
+  })
+
   it('leaves the app’s instance and its options untouched', async () => {
     const onclose = () => {}
     const { sql, locker } = setup({ onclose, transform: postgres.camel })
