@@ -247,6 +247,21 @@ const pglockPostgresjs: Implementation = {
   },
 }
 
+/**
+ * A floor against itself: the same loop in an arena of its own, measured as a case beside that floor.
+ * Its ratios are what the bench reads for two identical implementations, i.e. its own noise: a case's
+ * ratio within their spread is no different from its floor as far as this machine can tell.
+ */
+function control(floor: Implementation, id: string, driver: string): Implementation {
+  return {
+    ...floor,
+    id: `control-${id}`,
+    floor: floor.id,
+    label: `control: raw pg_advisory_lock on ${driver} against itself (the bench's noise)`,
+    short: `control: raw on ${driver} again`,
+  }
+}
+
 /** The implementations, each after its floor (the raw lock on the same driver). */
 export const CONTENTION_IMPLEMENTATIONS: readonly Implementation[] = [
   raw,
@@ -254,6 +269,8 @@ export const CONTENTION_IMPLEMENTATIONS: readonly Implementation[] = [
   polling,
   rawPostgresjs,
   pglockPostgresjs,
+  control(raw, 'pg', 'pg'),
+  control(rawPostgresjs, 'postgresjs', 'postgres.js'),
 ]
 
 /**

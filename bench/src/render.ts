@@ -133,15 +133,33 @@ function tables(summary: Summary, ctx: ReportContext): Table[] {
   if (summary.targets.length > 0) {
     result.push({
       title: 'Targets',
-      ...(ctx.quick ? { note: 'Quick (smoke) run: counts too small for the targets to mean anything.' } : {}),
-      headers: ['target', 'value', 'bar', 'result'],
-      align: ['l', 'r', 'l', 'l'],
+      note:
+        'value = the median over the rounds of the per-round ratio; rounds = the lowest and highest of those ' +
+        (summary.controls.length > 0
+          ? 'ratios (see the controls below for what identical implementations read).'
+          : 'ratios.') +
+        (ctx.quick ? ' Quick (smoke) run: counts too small for the targets to mean anything.' : ''),
+      headers: ['target', 'value', 'rounds', 'bar', 'result'],
+      align: ['l', 'r', 'r', 'l', 'l'],
       rows: summary.targets.map((t) => [
         t.name,
         t.value,
+        t.rounds,
         t.target,
         t.pass === undefined ? 'NO DATA' : t.pass ? 'PASS' : 'FAIL',
       ]),
+    })
+  }
+  if (summary.controls.length > 0) {
+    result.push({
+      title: 'Controls: each raw floor against itself',
+      note:
+        'The same raw loop in an arena of its own, measured beside its floor exactly as a pglock case is: ' +
+        'what two identical implementations read here. A ratio inside their spread is no difference this ' +
+        'machine can show; rounds = the lowest and highest per-round ratio (the value is their median).',
+      headers: ['control', 'hand-offs/s ÷ raw (rounds)', 'p99 wait ÷ raw (rounds)'],
+      align: ['l', 'r', 'r'],
+      rows: summary.controls.map((c) => [c.name, c.handoffs, c.p99]),
     })
   }
   return result

@@ -5,6 +5,13 @@ export function median(values: readonly number[]): number | undefined {
   return quantile(values, 0.5)
 }
 
+/** The lowest and highest of the finite `values`; `undefined` when there are none. */
+export function range(values: readonly number[]): readonly [number, number] | undefined {
+  const finite = values.filter((v) => Number.isFinite(v))
+  if (finite.length === 0) return undefined
+  return [Math.min(...finite), Math.max(...finite)]
+}
+
 /**
  * The `q` quantile of `values` (0 ≤ q ≤ 1), interpolating linearly between the closest ranks;
  * `undefined` for an empty list.

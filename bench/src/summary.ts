@@ -3,7 +3,7 @@
  * by round (case / its floor in the same round, then the median of those ratios), and the targets.
  */
 import type { BenchCase, ContentionSample, HeldSample, Sample, UncontendedSample } from './cases.js'
-import { median } from './stats.js'
+import { median, range } from './stats.js'
 
 /** Everything one case produced: a sample (or an error) per round. */
 export interface CaseResult
@@ -33,6 +33,8 @@ export interface UncontendedRow {
   readonly floorUsPerOp: number | undefined
   /** Median over rounds of (case ns/op) / (floor ns/op). */
   readonly ratio: number | undefined
+  /** That ratio in each round (index = round - 1; NaN where a round has none). */
+  readonly roundRatios: readonly number[]
 }
 
 export interface ContentionRow {
@@ -62,6 +64,9 @@ export interface ContentionRow {
   /** Median over rounds of case / raw, for hand-offs per second and for p99 wait. */
   readonly handoffRatio: number | undefined
   readonly p99Ratio: number | undefined
+  /** Those ratios in each round (index = round - 1; NaN where a round has none). */
+  readonly handoffRoundRatios: readonly number[]
+  readonly p99RoundRatios: readonly number[]
 }
 
 export interface HeldRow {
@@ -87,8 +92,20 @@ export interface TargetRow {
   readonly name: string
   readonly value: string
   readonly target: string
+  /** The lowest and highest of the per-round values the median `value` is taken over, if any. */
+  readonly rounds: string
   /** undefined: no data (the case threw in every round, or was not run). */
   readonly pass: boolean | undefined
+}
+
+/**
+ * A floor measured against itself (see `control` in contention.ts): the ratios two identical
+ * implementations read, the resolution of the bench's ratios on this machine.
+ */
+export interface ControlRow {
+  readonly name: string
+  readonly handoffs: string
+  readonly p99: string
 }
 
 export interface Summary {
@@ -96,6 +113,7 @@ export interface Summary {
   readonly contention: ContentionRow[]
   readonly held: HeldRow[]
   readonly targets: TargetRow[]
+  readonly controls: ControlRow[]
 }
 
 /** The bars the targets are set at; targets are the brief's, nothing else is judged. */
@@ -124,20 +142,17 @@ function present<T>(values: readonly (T | null | undefined)[]): T[] {
   return values.filter((v): v is T => v !== null && v !== undefined)
 }
 
-/** Median over rounds of metric(case) / metric(floor), using only rounds where both have a sample. */
-function pairedRatio<S extends Sample>(
+/** metric(case) / metric(floor) in each round (NaN where either has no sample). */
+function pairedRatios<S extends Sample>(
   cases: readonly (S | null)[],
   floors: readonly (S | null)[],
   metric: (s: S) => number,
-): number | undefined {
-  const ratios: number[] = []
-  cases.forEach((sample, round) => {
+): number[] {
+  return cases.map((sample, round) => {
     const floor = floors[round]
-    if (sample === null || floor === null || floor === undefined) return
-    const ratio = metric(sample) / metric(floor)
-    if (Number.isFinite(ratio)) ratios.push(ratio)
+    if (sample === null || floor === null || floor === undefined) return Number.NaN
+    return metric(sample) / metric(floor)
   })
-  return median(ratios)
 }
 
 /** The min/max acquisitions per worker of the round where they were furthest apart. */
@@ -193,22 +208,19 @@ function pairedFloorStatements<S extends Sample>(
 }
 
 /**
- * Median over rounds of metric(case) / metric(floor): of the floor run alongside in the same round
- * when the case has one (see `ContentionSample.paired`), else of the floor case's own run.
+ * metric(case) / metric(floor) in each round (NaN where there is none): of the floor run alongside in
+ * the same round when the case has one (see `ContentionSample.paired`), else of the floor case's own run.
  */
-function contentionRatio(
+function contentionRatios(
   samples: readonly (ContentionSample | null)[],
   floor: CaseResult | undefined,
   floorSamples: readonly (ContentionSample | null)[],
   metric: (s: Omit<ContentionSample, 'paired'>) => number,
-): number | undefined {
-  if (floor === undefined) return undefined
-  if (!present(samples).some((s) => s.paired !== undefined)) return pairedRatio(samples, floorSamples, metric)
-  return median(
-    present(samples)
-      .map((s) => (s.paired === undefined ? Number.NaN : metric(s) / metric(s.paired)))
-      .filter(Number.isFinite),
-  )
+): number[] {
+  if (floor === undefined) return []
+  if (!present(samples).some((s) => s.paired !== undefined))
+    return pairedRatios(samples, floorSamples, metric)
+  return samples.map((s) => (s?.paired === undefined ? Number.NaN : metric(s) / metric(s.paired)))
 }
 
 export function summarise(results: readonly CaseResult[]): Summary {
@@ -224,6 +236,11 @@ export function summarise(results: readonly CaseResult[]): Summary {
       // A case that ran its floor alongside is divided by that run of the floor, round by round.
       const paired = present(samples).some((s) => s.paired !== undefined)
       const pairedFloorNs = (s: UncontendedSample) => s.paired?.floorNsPerOp ?? Number.NaN
+      const roundRatios = paired
+        ? samples.map((s) => (s === null ? Number.NaN : s.nsPerOp / pairedFloorNs(s)))
+        : floor === undefined
+          ? []
+          : pairedRatios(samples, floorSamples, (s) => s.nsPerOp)
       return {
         id: r.id,
         label: r.label,
@@ -244,15 +261,8 @@ export function summarise(results: readonly CaseResult[]): Summary {
         floorUsPerOp: paired
           ? median(present(samples).map((s) => pairedFloorNs(s) / 1000))
           : median(present(floorSamples).map(us)),
-        ratio: paired
-          ? median(
-              present(samples)
-                .map((s) => s.nsPerOp / pairedFloorNs(s))
-                .filter(Number.isFinite),
-            )
-          : floor === undefined
-            ? undefined
-            : pairedRatio(samples, floorSamples, (s) => s.nsPerOp),
+        ratio: median(roundRatios),
+        roundRatios,
       }
     })
 
@@ -263,6 +273,8 @@ export function summarise(results: readonly CaseResult[]): Summary {
       const got = present(samples)
       const floor = r.floorId === undefined ? undefined : byId.get(r.floorId)
       const floorSamples = of<ContentionSample>(floor, 'contention')
+      const handoffRoundRatios = contentionRatios(samples, floor, floorSamples, (s) => s.handoffsPerSec)
+      const p99RoundRatios = contentionRatios(samples, floor, floorSamples, (s) => s.waitP99Ms)
       return {
         id: r.id,
         label: r.label,
@@ -286,8 +298,10 @@ export function summarise(results: readonly CaseResult[]): Summary {
           (s, round) => pairedFloorStatements(s.paired?.cycles, floor, floorSamples, round, (f) => f.cycles),
         ),
         floorId: r.floorId,
-        handoffRatio: contentionRatio(samples, floor, floorSamples, (s) => s.handoffsPerSec),
-        p99Ratio: contentionRatio(samples, floor, floorSamples, (s) => s.waitP99Ms),
+        handoffRatio: median(handoffRoundRatios),
+        p99Ratio: median(p99RoundRatios),
+        handoffRoundRatios,
+        p99RoundRatios,
       }
     })
 
@@ -312,10 +326,22 @@ export function summarise(results: readonly CaseResult[]): Summary {
       }
     })
 
-  return { uncontended, contention, held, targets: targets(uncontended, contention, held) }
+  return {
+    uncontended,
+    contention,
+    held,
+    targets: targets(uncontended, contention, held),
+    controls: controls(contention),
+  }
 }
 
 const times = (n: number | undefined, digits = 2) => (n === undefined ? 'n/a' : `${n.toFixed(digits)}×`)
+
+/** The lowest and highest per-round values, as `0.82–1.02×`; '' when there are none. */
+function spread(values: readonly number[], digits = 2): string {
+  const r = range(values)
+  return r === undefined ? '' : `${r[0].toFixed(digits)}–${r[1].toFixed(digits)}×`
+}
 
 /** `times` for a value beside its bar: more digits when two would print a value that misses the bar as the bar. */
 function timesAgainst(n: number | undefined, bar: number): string {
@@ -340,6 +366,7 @@ function targets(
       rows.push({
         name: `uncontended, pglock ${name}: acquire + release ÷ floor (b)`,
         value: timesAgainst(acquire.ratio, TARGETS.acquireOverFloor),
+        rounds: spread(acquire.roundRatios),
         target: `≤ ${TARGETS.acquireOverFloor.toFixed(2)}×`,
         pass: acquire.ratio === undefined ? undefined : acquire.ratio <= TARGETS.acquireOverFloor,
       })
@@ -350,6 +377,7 @@ function targets(
       rows.push({
         name: `uncontended, pglock ${name}: timed acquire ÷ untimed`,
         value: timesAgainst(ratio, TARGETS.timedOverUntimed),
+        rounds: spread(timed.roundRatios.map((t, round) => t / (acquire.roundRatios[round] ?? Number.NaN))),
         target: `≤ ${TARGETS.timedOverUntimed.toFixed(2)}×`,
         pass: ratio <= TARGETS.timedOverUntimed,
       })
@@ -360,6 +388,7 @@ function targets(
     rows.push({
       name: 'uncontended lock+unlock: pglock (pg) throughput ÷ advisory-lock',
       value: times(advisory.ratio, 1),
+      rounds: spread(advisory.roundRatios, 1),
       target: `≥ ${TARGETS.advisoryLockSpeedup}×`,
       pass: advisory.ratio === undefined ? undefined : advisory.ratio >= TARGETS.advisoryLockSpeedup,
     })
@@ -372,18 +401,21 @@ function targets(
       {
         name: `${who}: hand-offs/s ÷ ${raw}`,
         value: timesAgainst(row.handoffRatio, TARGETS.handoffRatio),
+        rounds: spread(row.handoffRoundRatios),
         target: `≥ ${TARGETS.handoffRatio.toFixed(2)}×`,
         pass: row.handoffRatio === undefined ? undefined : row.handoffRatio >= TARGETS.handoffRatio,
       },
       {
         name: `${who}: p99 wait ÷ ${raw}`,
         value: timesAgainst(row.p99Ratio, TARGETS.p99Ratio),
+        rounds: spread(row.p99RoundRatios),
         target: `≤ ${TARGETS.p99Ratio.toFixed(2)}×`,
         pass: row.p99Ratio === undefined ? undefined : row.p99Ratio <= TARGETS.p99Ratio,
       },
       {
         name: `${who}: fewest acquisitions of a worker (worst round)`,
         value: row.starvedMin === undefined ? 'n/a' : String(row.starvedMin),
+        rounds: '',
         target: '> 0',
         pass: row.starvedMin === undefined ? undefined : row.starvedMin > 0,
       },
@@ -396,6 +428,7 @@ function targets(
       const value = row.heapBytesPerLock
       rows.push({
         name: `heap per held lock, ${n} held`,
+        rounds: '',
         value: row.stalled
           ? stalled('')
           : value !== undefined
@@ -416,6 +449,7 @@ function targets(
     rows.push(
       {
         name: `${n} locks held (${how}): connections holding them`,
+        rounds: '',
         value: row.stalled
           ? stalled(` on ${conns ?? '?'} connections`)
           : conns === undefined
@@ -429,6 +463,7 @@ function targets(
       },
       {
         name: `${n} locks held (${how}): app pool serves SELECT 1`,
+        rounds: '',
         value: row.select1Served === undefined ? 'n/a' : row.select1Served ? 'yes' : 'no (blocked)',
         target: 'yes',
         pass: row.select1Served,
@@ -436,4 +471,15 @@ function targets(
     )
   }
   return rows
+}
+
+/** The controls' ratios (a raw floor against itself), with the spread of their rounds. */
+function controls(contention: readonly ContentionRow[]): ControlRow[] {
+  return contention
+    .filter((r) => r.id.includes('/control-'))
+    .map((r) => ({
+      name: r.short,
+      handoffs: `${times(r.handoffRatio)} (${spread(r.handoffRoundRatios) || 'n/a'})`,
+      p99: `${times(r.p99Ratio)} (${spread(r.p99RoundRatios) || 'n/a'})`,
+    }))
 }

@@ -140,14 +140,15 @@ export function renderSvg(summary: Summary, ctx: ReportContext, date: string): s
     )
     const scale = Math.max(...contention.map((r) => r.handoffsPerSec ?? 0))
     for (const r of contention) {
-      const floor = r.floorId === undefined
+      // A control is a raw floor too (measured against itself).
+      const raw = r.floorId === undefined || r.id.includes('/control-')
       const ratios =
-        floor || r.handoffRatio === undefined
+        r.floorId === undefined || r.handoffRatio === undefined
           ? ''
           : ` · ${r.handoffRatio.toFixed(2)}× raw, p99 ${r.p99Ratio?.toFixed(2) ?? 'n/a'}×`
       c.bars(
         r.short,
-        [{ value: r.handoffsPerSec ?? 0, color: floor ? COLOR.floor : COLOR.case }],
+        [{ value: r.handoffsPerSec ?? 0, color: raw ? COLOR.floor : COLOR.case }],
         scale,
         `${fmt(r.handoffsPerSec ?? 0)}/s · p99 ${fmt(r.waitP99Ms ?? 0, 1)} ms · ${r.minPerWorker}–${r.maxPerWorker}/worker${ratios}`,
       )
@@ -165,7 +166,7 @@ export function renderSvg(summary: Summary, ctx: ReportContext, date: string): s
       c.text(
         WIDTH - 16,
         top + 12,
-        `${t.value}  (target ${t.target})`,
+        `${t.value}${t.rounds === '' ? '' : ` (rounds ${t.rounds})`}  (target ${t.target})`,
         `font-size="12" text-anchor="end" fill="${COLOR.text}"`,
       )
       c.y += 20
