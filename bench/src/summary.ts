@@ -99,13 +99,16 @@ export interface TargetRow {
 }
 
 /**
- * A floor measured against itself (see `control` in contention.ts): the ratios two identical
- * implementations read, the resolution of the bench's ratios on this machine.
+ * A floor measured against itself (see `control` in contention.ts and uncontended.ts): the ratios two
+ * identical implementations read, the resolution of the bench's ratios on this machine.
  */
 export interface ControlRow {
   readonly name: string
-  readonly handoffs: string
-  readonly p99: string
+  /** What is divided, e.g. "µs/op ÷ floor". */
+  readonly measure: string
+  /** Median of the per-round ratios, and their lowest and highest. */
+  readonly value: string
+  readonly rounds: string
 }
 
 export interface Summary {
@@ -331,7 +334,7 @@ export function summarise(results: readonly CaseResult[]): Summary {
     contention,
     held,
     targets: targets(uncontended, contention, held),
-    controls: controls(contention),
+    controls: controls(uncontended, contention),
   }
 }
 
@@ -474,12 +477,25 @@ function targets(
 }
 
 /** The controls' ratios (a raw floor against itself), with the spread of their rounds. */
-function controls(contention: readonly ContentionRow[]): ControlRow[] {
-  return contention
-    .filter((r) => r.id.includes('/control-'))
-    .map((r) => ({
-      name: r.short,
-      handoffs: `${times(r.handoffRatio)} (${spread(r.handoffRoundRatios) || 'n/a'})`,
-      p99: `${times(r.p99Ratio)} (${spread(r.p99RoundRatios) || 'n/a'})`,
-    }))
+function controls(
+  uncontended: readonly UncontendedRow[],
+  contention: readonly ContentionRow[],
+): ControlRow[] {
+  const row = (name: string, measure: string, ratios: readonly number[]): ControlRow => ({
+    name,
+    measure,
+    value: times(median(ratios)),
+    rounds: spread(ratios),
+  })
+  return [
+    ...uncontended
+      .filter((r) => r.id.startsWith('control/'))
+      .map((r) => row(r.short, 'µs/op ÷ floor', r.roundRatios)),
+    ...contention
+      .filter((r) => r.id.includes('/control-'))
+      .flatMap((r) => [
+        row(r.short, 'hand-offs/s ÷ raw', r.handoffRoundRatios),
+        row(r.short, 'p99 wait ÷ raw', r.p99RoundRatios),
+      ]),
+  ]
 }

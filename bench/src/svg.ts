@@ -105,11 +105,13 @@ export function renderSvg(summary: Summary, ctx: ReportContext, date: string): s
     )
     const scale = Math.max(...paired.flatMap((r) => [r.usPerOp ?? 0, r.floorUsPerOp ?? 0]))
     for (const r of paired) {
+      // A control is the floor measured against itself.
+      const control = r.id.startsWith('control/')
       c.bars(
         r.short,
         [
           { value: r.floorUsPerOp ?? 0, color: COLOR.floor },
-          { value: r.usPerOp ?? 0, color: COLOR.case },
+          { value: r.usPerOp ?? 0, color: control ? COLOR.floor : COLOR.case },
         ],
         scale,
         `${fmt(r.usPerOp ?? 0, 0)} µs vs ${fmt(r.floorUsPerOp ?? 0, 0)} µs · ${r.ratio === undefined ? 'n/a' : `${r.ratio.toFixed(2)}×`}`,

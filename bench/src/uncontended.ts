@@ -440,6 +440,29 @@ function advisoryLockCase(): BenchCase {
   }
 }
 
+/**
+ * A floor measured against itself, as a pglock case is against it (see `control` in contention.ts):
+ * what two identical implementations read, the resolution of the uncontended ratios.
+ */
+function controlCase(floorId: FloorId, driver: string): BenchCase {
+  const floor = floorOf(floorId)
+  return {
+    id: `control/${floorId.replace('/', '-')}`,
+    section: 'uncontended',
+    label: `control: ${FLOORS[floorId].label.replace(/:.*/, '')} against itself (the bench's noise)`,
+    short: `control: ${driver} (b) again`,
+    floorId,
+    run: (ctx) =>
+      measureOn(
+        ctx,
+        () => floor.open(ctx),
+        (resource, key) => floor.op(resource, key),
+        (resource) => floor.close(resource),
+        floor,
+      ),
+  }
+}
+
 /** Every uncontended case, each right after the floor it is divided by. */
 export function uncontendedCases(): BenchCase[] {
   const floors = floorCases()
@@ -452,6 +475,7 @@ export function uncontendedCases(): BenchCase[] {
   return [
     ...pgFloors,
     ...pglockOf('pg'),
+    controlCase('pg/floor-b', 'pg'),
     advisoryLockCase(),
     ...pjsFloors,
     transactionFloorCase(
@@ -460,6 +484,7 @@ export function uncontendedCases(): BenchCase[] {
       'postgres.js (c) sql.begin + xact lock',
     ),
     ...pglockOf('postgresjs'),
+    controlCase('postgresjs/floor-b', 'postgres.js'),
     ...pglockOf('kysely'),
     ...pglockOf('drizzle'),
     ...databasesFloors,
