@@ -286,19 +286,30 @@ function floorOf(floorId: string): Floor<never> {
   return transactionFloor(subject.id) as Floor<never>
 }
 
-/** A floor measured on its own (its row in the table). */
-function floorCase(id: string, label: string, short: string, floor: Floor<never>): BenchCase {
+/**
+ * A floor measured on its own (its row in the table); with `against` (that same floor's id), measured
+ * against itself as a pglock case is against it (see {@link controlCase}).
+ */
+function floorCase(
+  id: string,
+  label: string,
+  short: string,
+  floor: Floor<never>,
+  against?: FloorId,
+): BenchCase {
   return {
     id,
     section: 'uncontended',
     label,
     short,
+    ...(against === undefined ? {} : { floorId: against }),
     run: (ctx) =>
       measureOn(
         ctx,
         () => floor.open(ctx),
         (resource, key) => floor.op(resource, key),
         (resource) => floor.close(resource),
+        against === undefined ? undefined : floor,
       ),
   }
 }
@@ -445,22 +456,13 @@ function advisoryLockCase(): BenchCase {
  * what two identical implementations read, the resolution of the uncontended ratios.
  */
 function controlCase(floorId: FloorId, driver: string): BenchCase {
-  const floor = floorOf(floorId)
-  return {
-    id: `control/${floorId.replace('/', '-')}`,
-    section: 'uncontended',
-    label: `control: ${FLOORS[floorId].label.replace(/:.*/, '')} against itself (the bench's noise)`,
-    short: `control: ${driver} (b) again`,
+  return floorCase(
+    `control/${floorId.replace('/', '-')}`,
+    `control: ${FLOORS[floorId].label.replace(/:.*/, '')} against itself (the bench's noise)`,
+    `control: ${driver} (b) again`,
+    floorOf(floorId),
     floorId,
-    run: (ctx) =>
-      measureOn(
-        ctx,
-        () => floor.open(ctx),
-        (resource, key) => floor.op(resource, key),
-        (resource) => floor.close(resource),
-        floor,
-      ),
-  }
+  )
 }
 
 /** Every uncontended case, each right after the floor it is divided by. */
