@@ -1,10 +1,11 @@
 /**
- * Values computed from strings, the latest `size` of them kept: a string seen again skips the
- * computation. For pure, costly functions of a string (a hash of a lock name). Beyond `size`, the
- * oldest is forgotten, so a stream of distinct strings costs a Map insertion each and no more memory.
+ * Values computed from strings (or other primitives), the latest `size` of them kept: a string seen
+ * again skips the computation. For pure, costly functions of a string (a hash of a lock name). Beyond
+ * `size`, the oldest is forgotten, so a stream of distinct strings costs a Map insertion each and no
+ * more memory.
  */
-export class Memo<V> {
-  readonly #kept = new Map<string, V>()
+export class Memo<V, K = string> {
+  readonly #kept = new Map<K, V>()
   readonly #size: number
 
   constructor(size: number) {
@@ -12,7 +13,7 @@ export class Memo<V> {
   }
 
   /** The value for `text`, from `compute(text)` when not kept (a throw is passed on, nothing kept). */
-  get(text: string, compute: (text: string) => V): V {
+  get(text: K, compute: (text: K) => V): V {
     let value = this.#kept.get(text)
     if (value === undefined) {
       value = compute(text)
