@@ -12,16 +12,16 @@ export class Memo<V, K = string> {
     this.#size = size
   }
 
-  /** The value for `text`, from `compute(text)` when not kept (a throw is passed on, nothing kept). */
-  get(text: K, compute: (text: K) => V): V {
-    let value = this.#kept.get(text)
+  /** The value for `input`, from `compute(input)` when not kept (a throw is passed on, nothing kept). */
+  get(input: K, compute: (input: K) => V): V {
+    let value = this.#kept.get(input)
     if (value === undefined) {
-      value = compute(text)
+      value = compute(input)
       if (this.#kept.size >= this.#size) {
         const oldest = this.#kept.keys().next().value
         if (oldest !== undefined) this.#kept.delete(oldest)
       }
-      this.#kept.set(text, value)
+      this.#kept.set(input, value)
     }
     return value
   }
