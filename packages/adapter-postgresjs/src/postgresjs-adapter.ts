@@ -1,4 +1,4 @@
-import { type Adapter, InvalidOptionsError, type Row, type SessionConnection } from '@pglock/core'
+import { type Adapter, type Row, sessionPool } from '@pglock/core'
 
 /** The slice of a postgres.js `sql` (the instance, `sql.begin`'s transaction, a reserved one) that runs SQL. */
 export interface PostgresSqlLike {
@@ -42,20 +42,6 @@ interface DedicatedSql extends PostgresSqlLike {
 }
 type PostgresFactory = (options: object) => DedicatedSql
 
-interface Dedicated {
-  sql: DedicatedSql
-  /** Runs the core's statements on `sql`; made once. */
-  run: ReturnType<typeof runner>
-  /** Lent to the core (the idle timer then leaves it alone). */
-  lent: boolean
-  /** Why the session is gone; the instance is never queried again (it would reconnect to a new backend). */
-  dead?: unknown
-  /** The core's listener while lent. */
-  onLost?: ((cause: unknown) => void) | undefined
-  /** Ends it when it stays idle; re-armed (not re-made) at each return. */
-  timer?: ReturnType<typeof setTimeout>
-}
-
 /** postgres.js's own connection-level codes, and the socket errors it passes on; none is a SQLSTATE. */
 const CONNECTION_ERROR =
   /^(CONNECTION_(CLOSED|DESTROYED|ENDED)|CONNECT_TIMEOUT|ECONN(RESET|REFUSED|ABORTED)|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|ERR_STREAM_DESTROYED)$/
@@ -97,127 +83,52 @@ export function postgresjsAdapter(
     )
   }
   const { idleTimeoutMs = 10_000 } = options
-  if (!Number.isFinite(idleTimeoutMs) || idleTimeoutMs < 0) {
-    throw new InvalidOptionsError('idleTimeoutMs', 'expected a finite number of milliseconds >= 0')
-  }
-  const max = parsed.max
   const column = parsed.transform as { column?: { from?: unknown; to?: unknown } } | undefined
   const unrename = typeof column?.column?.from === 'function' ? column.column.to : undefined
-  const idle: Dedicated[] = []
-  const waiters: { resolve: () => void; reject: (error: Error) => void }[] = []
-  let inUse = 0
-  let closed = false
-
-  const retire = (entry: Dedicated): Promise<void> => {
-    clearTimeout(entry.timer)
-    if (idle.includes(entry)) idle.splice(idle.indexOf(entry), 1)
-    // A graceful end waits until the server closed the socket, i.e. until the backend, and every lock it
-    // held, is gone (`timeout: 0` would resolve at once, the lock still briefly held); seconds, in postgres.js.
-    // A connection already closed has nothing to wait for: postgres.js would wait out the timeout.
-    return entry.sql.end({ timeout: entry.dead === undefined ? 5 : 0 }).catch(() => {})
-  }
-  const markDead = (entry: Dedicated, cause: unknown): void => {
-    if (entry.dead !== undefined) return
-    entry.dead = cause
-    const onLost = entry.onLost
-    entry.onLost = undefined
-    if (onLost === undefined) void retire(entry)
-    else onLost(cause)
-  }
-  const open = (postgres: PostgresFactory): Dedicated => {
-    const entry = { lent: false } as Dedicated
-    entry.sql = postgres({
-      ...parsed,
-      max: 1,
-      // Either would end a lent connection, and its locks, between two statements; idle ones we time ourselves.
-      idle_timeout: null,
-      max_lifetime: null,
-      fetch_types: false,
-      transform: NO_TRANSFORM,
-      // Also what makes postgres.js take the object as parsed options; keeps its retry count to itself.
-      shared: { retries: 0, typeArrayMap: {} },
-      parameters: {},
-      onparameter: undefined,
-      onclose: () => markDead(entry, Object.assign(new Error(LOST), { code: 'CONNECTION_CLOSED' })),
-    })
-    entry.run = runner(entry.sql, false, undefined, (error) => {
-      if (isConnectionError(error)) markDead(entry, error)
-    })
-    return entry
-  }
-  // postgres.js's connect_timeout (seconds) ends with the start-up; it bounds the first statement too.
-  const openTimeoutMs = typeof parsed.connect_timeout === 'number' ? parsed.connect_timeout * 1000 : 0
-  /**
-   * A new lock connection, opened in the slot taken for it: postgres.js connects on the first
-   * statement, and the core counts the time a statement takes as the server's (its silence watch).
-   */
-  const opened = async (postgres: PostgresFactory): Promise<Dedicated> => {
-    let entry: Dedicated | undefined
-    let timer: ReturnType<typeof setTimeout> | undefined
-    try {
-      entry = open(postgres)
-      const first = entry.run.query('SELECT 1', [])
-      await (openTimeoutMs > 0
-        ? Promise.race([
-            first,
-            new Promise((_, reject) => {
-              timer = setTimeout(() => reject(openTimedOut(openTimeoutMs)), openTimeoutMs)
-            }),
-          ])
-        : first)
-      if (closed) throw adapterClosed()
-      return entry
-    } catch (error) {
-      if (entry !== undefined) void retire(entry)
-      freeSlot()
-      throw error
-    } finally {
-      clearTimeout(timer)
-    }
-  }
-  const freeSlot = () => {
-    const next = waiters.shift()
-    if (next === undefined) inUse--
-    else next.resolve()
-  }
+  const pool = sessionPool({
+    name: 'postgres.js',
+    // The pool limit of the app's instance holds for lock connections too.
+    max: parsed.max,
+    idleTimeoutMs,
+    // postgres.js's connect_timeout (seconds) ends with the start-up; the pool bounds the first statement too.
+    openTimeoutMs: typeof parsed.connect_timeout === 'number' ? parsed.connect_timeout * 1000 : 0,
+    open(lost) {
+      const dedicated = (loaded as PostgresFactory)({
+        ...parsed,
+        max: 1,
+        // Either would end a lent connection, and its locks, between two statements; the pool times idle ones.
+        idle_timeout: null,
+        max_lifetime: null,
+        fetch_types: false,
+        transform: NO_TRANSFORM,
+        // Also what makes postgres.js take the object as parsed options; keeps its retry count to itself.
+        shared: { retries: 0, typeArrayMap: {} },
+        parameters: {},
+        onparameter: undefined,
+        onclose: () => lost(Object.assign(new Error(LOST), { code: 'CONNECTION_CLOSED' })),
+      })
+      const run = runner(dedicated, false, undefined, (error) => {
+        if (isConnectionError(error)) lost(error)
+      })
+      return {
+        query: run.query,
+        cancel: run.cancel,
+        // A graceful end waits until the server closed the socket, i.e. until the backend, and every lock it
+        // held, is gone (`timeout: 0` would resolve at once, the lock still briefly held); seconds, in postgres.js.
+        // A connection already closed has nothing to wait for: postgres.js would wait out the timeout.
+        end: (graceful) => dedicated.end({ timeout: graceful ? 5 : 0 }),
+      }
+    },
+  })
 
   return {
     name: 'postgres.js',
-    poolHasWaiters: () => waiters.length > 0,
-    async connect({ onLost }): Promise<SessionConnection> {
-      const postgres = loaded ?? (await loadPostgres())
-      if (closed) throw adapterClosed()
-      // The pool limit of the app's instance holds for lock connections too: waiters queue, first come first served.
-      if (inUse < max) inUse++
-      else await new Promise<void>((resolve, reject) => waiters.push({ resolve, reject }))
-      const entry = idle.pop() ?? (await opened(postgres))
-      entry.lent = true
-      entry.onLost = onLost
-      const run = entry.run
-      return {
-        query: (text, params) =>
-          entry.dead === undefined ? run.query(text, params) : Promise.reject(entry.dead),
-        cancel: run.cancel,
-        async release({ destroy }) {
-          entry.onLost = undefined
-          entry.lent = false
-          if (destroy || closed || entry.dead !== undefined) {
-            await retire(entry)
-          } else {
-            if (entry.timer === undefined) {
-              entry.timer = setTimeout(() => {
-                if (!entry.lent) void retire(entry)
-              }, idleTimeoutMs)
-              entry.timer.unref?.()
-            } else {
-              entry.timer.refresh()
-            }
-            idle.push(entry)
-          }
-          freeSlot()
-        },
-      }
-    },
+    poolHasWaiters: pool.poolHasWaiters,
+    // postgres is loaded before the pool opens a connection with it.
+    connect: (connectOptions) =>
+      loaded === undefined
+        ? loadPostgres().then(() => pool.connect(connectOptions))
+        : pool.connect(connectOptions),
     transaction(tx) {
       const t = tx as Partial<PostgresSqlLike> | null
       if (typeof t?.unsafe !== 'function' || typeof t.typed !== 'function') {
@@ -227,8 +138,8 @@ export function postgresjsAdapter(
       // The instance is a pool (unless max: 1, where BEGIN may have been sent by hand). Anything else,
       // even sql.begin's sql, may be outside a transaction (used after its callback ended): 'unknown'
       // makes the core probe with a SAVEPOINT rather than risk a lock released at once.
-      const pool = typeof (tx as { begin?: unknown }).begin === 'function' && options?.max !== 1
-      return { ...runner(tx, true, unrename), transactionStatus: () => (pool ? 'idle' : 'unknown') }
+      const isPool = typeof (tx as { begin?: unknown }).begin === 'function' && options?.max !== 1
+      return { ...runner(tx, true, unrename), transactionStatus: () => (isPool ? 'idle' : 'unknown') }
     },
     sqlState(error) {
       const e = error as { code?: unknown; severity?: unknown } | null
@@ -236,11 +147,7 @@ export function postgresjsAdapter(
       return typeof e?.code === 'string' && typeof e.severity === 'string' ? e.code : undefined
     },
     isConnectionError,
-    async close() {
-      closed = true
-      for (const waiter of waiters.splice(0)) waiter.reject(adapterClosed())
-      await Promise.all([...idle].map(retire))
-    },
+    close: pool.close,
   }
 }
 
@@ -311,16 +218,4 @@ function keepTransactionAlive(query: QueryInternals): void {
 
 function isConnectionError(error: unknown): boolean {
   return CONNECTION_ERROR.test(String((error as { code?: unknown } | null)?.code))
-}
-
-function openTimedOut(ms: number): Error {
-  const error = new Error(
-    `postgres.js: a new lock connection did not answer within connect_timeout (${ms} ms)`,
-  )
-  // postgres.js's own code for a connection that did not open in time (a connection error).
-  return Object.assign(error, { code: 'CONNECT_TIMEOUT' })
-}
-
-function adapterClosed(): Error {
-  return new Error('postgres.js adapter: closed (adapter.close() was called)')
 }

@@ -25,3 +25,4 @@ export { type KeyDerivation, keyDerivations, type LockKey, type LockKeyInput, lo
 export type { LockHandle } from './lock-handle.js'
 export { createLocker, type Locker, type TransactionLocker, type TryWithLockResult } from './locker.js'
 export type { AcquireOptions, LockerOptions, TryAcquireOptions } from './options.js'
+export { type OwnedSession, type SessionPool, type SessionPoolOptions, sessionPool } from './session-pool.js'
