@@ -374,13 +374,18 @@ function targets(
         pass: acquire.ratio === undefined ? undefined : acquire.ratio <= TARGETS.acquireOverFloor,
       })
     }
-    if (acquire?.ratio !== undefined && timed?.ratio !== undefined) {
-      // Both are paired with the same floor in every round, so the quotient of their ratios pairs them too.
-      const ratio = timed.ratio / acquire.ratio
+    // Both are paired with the same floor in every round, so the quotient of their ratios pairs them too:
+    // the value is the median of the per-round quotients, like every other ratio.
+    const quotients =
+      acquire === undefined || timed === undefined
+        ? []
+        : timed.roundRatios.map((t, round) => t / (acquire.roundRatios[round] ?? Number.NaN))
+    const ratio = median(quotients)
+    if (ratio !== undefined) {
       rows.push({
         name: `uncontended, pglock ${name}: timed acquire ÷ untimed`,
         value: timesAgainst(ratio, TARGETS.timedOverUntimed),
-        rounds: spread(timed.roundRatios.map((t, round) => t / (acquire.roundRatios[round] ?? Number.NaN))),
+        rounds: spread(quotients),
         target: `≤ ${TARGETS.timedOverUntimed.toFixed(2)}×`,
         pass: ratio <= TARGETS.timedOverUntimed,
       })
