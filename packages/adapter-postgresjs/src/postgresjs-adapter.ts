@@ -161,8 +161,12 @@ function runner(
   // One statement at a time (the core's promise), so what settles is always the one in flight. No
   // async function here: the session path is on every hand-off of a contended lock.
   let inFlight: QueryInternals | undefined
-  const answered = (rows: readonly object[]): readonly Row[] => {
+  const answered = (result: readonly object[]): readonly Row[] => {
     inFlight = undefined
+    // A script's statements each have a result; the core reads the one with rows.
+    const rows = Array.isArray(result[0])
+      ? ((result as readonly (readonly object[])[]).find((r) => r.length > 0) ?? [])
+      : result
     if (typeof unrename !== 'function') return rows as readonly Row[]
     return rows.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [unrename(k), v])))
   }
@@ -171,20 +175,25 @@ function runner(
     onError?.(error)
     throw error
   }
+  const send = (text: string, args: unknown[]): Promise<readonly Row[]> => {
+    let query: QueryInternals
+    try {
+      // Without parameters postgres.js sends a simple Query message, which may hold several statements.
+      query = target.unsafe(text, args as never[], PREPARED) as QueryInternals
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    if (inTransaction) keepTransactionAlive(query)
+    inFlight = query
+    return Promise.resolve(query.then(answered, failed))
+  }
   return {
     query(text: string, params: readonly string[]): Promise<readonly Row[]> {
       const args = new Array<unknown>(params.length)
       for (let i = 0; i < params.length; i++) args[i] = target.typed(params[i] as string, TEXT_OID)
-      let query: QueryInternals
-      try {
-        query = target.unsafe(text, args as never[], PREPARED) as QueryInternals
-      } catch (error) {
-        return Promise.reject(error)
-      }
-      if (inTransaction) keepTransactionAlive(query)
-      inFlight = query
-      return Promise.resolve(query.then(answered, failed))
+      return send(text, args)
     },
+    script: (text: string) => send(text, []),
     /**
      * postgres.js's public `cancel()` drops the promise of its cancel request (so it cannot say when
      * the server has it, and a failed request becomes an unhandled rejection), and "cancels" a statement

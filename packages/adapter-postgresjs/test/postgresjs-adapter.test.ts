@@ -1,6 +1,7 @@
 import { Admin, appName, randomKey, SilentProxy, waitFor } from '@pglock/conformance'
 import {
   createLocker,
+  DeadlockError,
   InvalidOptionsError,
   type LockHandle,
   type LockKey,
@@ -384,15 +385,18 @@ describe('postgres.js adapter: transaction scope', () => {
     await handle.release()
   })
 
-  it('round trips in sql.begin (status unknown): SAVEPOINT, lock, RELEASE; the caller’s timeouts only add the override', async () => {
+  it('round trips in sql.begin (status unknown): SAVEPOINT, lock and RELEASE in one; the caller’s timeouts add the override', async () => {
     const { sql, locker, app } = setup()
-    /** The statements the core sends on `tx`, each reduced to its first words or its lock function. */
+    /** What the core sends on `tx`, a round trip each: its statements reduced to their first words or lock function. */
     const counted = (tx: PostgresSqlLike, sent: string[]): PostgresSqlLike => ({
       typed: tx.typed.bind(tx),
       unsafe(text, parameters, options) {
-        const lock = /pg_(try_)?advisory_xact_lock/.exec(text)?.[0]
-        const setting = /set_config\('lock_timeout'/.test(text) ? 'set_config' : undefined
-        sent.push(lock ?? setting ?? text.split(' ').slice(0, 2).join(' '))
+        const statements = text.split('; ').map((statement) => {
+          const lock = /pg_(try_)?advisory_xact_lock/.exec(statement)?.[0]
+          const setting = /set_config\('lock_timeout'/.test(statement) ? 'set_config' : undefined
+          return lock ?? setting ?? statement.split(' ').slice(0, 2).join(' ')
+        })
+        sent.push(statements.join('; '))
         return tx.unsafe(text, parameters, options)
       },
     })
@@ -400,21 +404,22 @@ describe('postgres.js adapter: transaction scope', () => {
     const sent: string[] = []
     await sql.begin(async (tx) => {
       await locker.transaction(counted(tx, sent)).acquire(key)
-      expect(sent.splice(0)).toEqual(['SAVEPOINT pglock_wait', 'pg_advisory_xact_lock', 'RELEASE SAVEPOINT'])
+      expect(sent.splice(0)).toEqual(['SAVEPOINT pglock_wait; pg_advisory_xact_lock; RELEASE SAVEPOINT'])
       expect((await admin.locks(key)).map((l) => l.applicationName)).toEqual([app])
       expect(await locker.transaction(counted(tx, sent)).tryAcquire(randomKey())).toBe(true)
-      expect(sent.splice(0)).toEqual([
-        'SAVEPOINT pglock_wait',
-        'pg_try_advisory_xact_lock',
-        'RELEASE SAVEPOINT',
-      ])
+      expect(sent.splice(0)).toEqual(['SAVEPOINT pglock_wait; pg_try_advisory_xact_lock; RELEASE SAVEPOINT'])
+      // Held by a session of this locker: the try answers false in the same single round trip.
+      const theirs = await locker.acquire(randomKey())
+      expect(await locker.transaction(counted(tx, sent)).tryAcquire(theirs.key)).toBe(false)
+      expect(sent.splice(0)).toHaveLength(1)
+      await theirs.release()
       // The caller's own lock_timeout: the one-statement lock declines (NULL), the override route follows.
       await tx`SET LOCAL lock_timeout = '7s'`
       const other = randomKey()
       await locker.transaction(counted(tx, sent)).acquire(other)
       expect(sent.splice(0)).toEqual([
+        'SAVEPOINT pglock_wait; pg_advisory_xact_lock; RELEASE SAVEPOINT',
         'SAVEPOINT pglock_wait',
-        'pg_advisory_xact_lock',
         'set_config',
         'pg_advisory_xact_lock',
         'set_config',
@@ -424,6 +429,39 @@ describe('postgres.js adapter: transaction scope', () => {
       expect((await admin.locks(other)).map((l) => l.applicationName)).toEqual([app])
     })
     expect(await admin.locks(key)).toEqual([])
+  })
+
+  it('a deadlock victim in sql.begin (one-round-trip lock) keeps its transaction: the savepoint is undone, it commits', async () => {
+    const { sql, locker, app } = setup({ max: 3 })
+    const [k1, k2] = [randomKey(), randomKey()]
+    let firstHeld = 0
+    let bothHeld!: () => void
+    const barrier = new Promise<void>((resolve) => {
+      bothHeld = resolve
+    })
+    const committed: string[] = []
+    const run = (name: string, first: LockKey, second: LockKey) =>
+      sql.begin(async (tx) => {
+        await locker.transaction(tx).acquire(first)
+        if (++firstHeld === 2) bothHeld()
+        await barrier
+        try {
+          await locker.transaction(tx).acquire(second)
+        } catch (error) {
+          expect(error).toBeInstanceOf(DeadlockError)
+          // Still in its transaction, still holding its first lock, and able to go on.
+          expect(await tx`SELECT 1 AS one`).toEqual([{ one: 1 }])
+          // (The other transaction waits for it, until this one commits.)
+          const granted = (await admin.locks(first)).filter((l) => l.granted)
+          expect(granted.map((l) => l.applicationName)).toEqual([app])
+        }
+        await tx`SELECT 2 AS two`
+        committed.push(name)
+      })
+    await Promise.all([run('a', k1, k2), run('b', k2, k1)])
+    expect(committed.sort()).toEqual(['a', 'b'])
+    expect(await admin.locks(k1)).toEqual([])
+    expect(await admin.locks(k2)).toEqual([])
   })
 
   it('refuses the instance itself without sending anything', async () => {

@@ -78,6 +78,21 @@ export interface TransactionConnection extends LockConnection {
    * released at once (a silent no-op), so when in doubt it answers 'unknown'.
    */
   transactionStatus(): TransactionStatus
+
+  /**
+   * Optional. Runs `text`, a few statements separated by `;` and written by the core without
+   * parameters (keys inlined as integers the core formatted), in one round trip with the simple query
+   * protocol, and resolves with the rows of the one statement among them that returns rows. The server
+   * runs them as one message and stops at the first that fails.
+   *
+   * Core promises: as for `query` (one statement or script at a time per connection); it may call
+   * `cancel` while a script is pending.
+   *
+   * Adapter guarantees: as for `query`; it rejects with the error of the statement that failed. The
+   * core uses it where `transactionStatus()` answers 'unknown', to send the savepoint that probes the
+   * transaction, the lock and the savepoint's release in one round trip instead of three.
+   */
+  script?(text: string): Promise<readonly Row[]>
 }
 
 /** A server session lent to the core for session-scoped locks. */

@@ -12,6 +12,7 @@ import {
 } from './errors.js'
 import {
   DEADLOCK_DETECTED,
+  IN_FAILED_SQL_TRANSACTION,
   isSessionGone,
   LOCK_NOT_AVAILABLE,
   NO_ACTIVE_SQL_TRANSACTION,
@@ -54,6 +55,7 @@ import {
   sessionLockInTransaction,
   sessionTryLock,
   setLocalTimeouts,
+  underSavepointScript,
   xactLock,
   xactLockIfUnlimited,
   xactTryLock,
@@ -671,7 +673,70 @@ class LockerImpl<Tx> implements Locker<Tx> {
         unlimitedFirst = false
       }
     }
+    // The state is unknown: a try, or an untimed wait only close() can abort, probes the transaction,
+    // locks and releases the savepoint in one round trip where the adapter runs scripts.
+    else if (
+      conn.script !== undefined &&
+      (noWait || (options.timeoutMs === undefined && options.signal === undefined))
+    ) {
+      const acquired = await this.#lockInOneTrip(conn, conn.script.bind(conn), key, mode, noWait, op)
+      if (acquired !== undefined) return acquired
+      // NULL: the caller's lock_timeout or statement_timeout is set; override them under a savepoint.
+      unlimitedFirst = false
+    }
     return this.#lockUnderSavepoint(conn, key, mode, noWait, op, options.timeoutMs, unlimitedFirst)
+  }
+
+  /**
+   * Where the adapter cannot tell whether `conn` is inside a transaction: the SAVEPOINT that probes it,
+   * the lock, and the savepoint's release as one script. Outside a transaction block the server refuses
+   * the SAVEPOINT and runs nothing else. Resolves with whether a try got the lock, true for a wait that
+   * got it, and undefined for a wait that found the caller's lock_timeout or statement_timeout set
+   * (nothing locked, the savepoint released).
+   */
+  async #lockInOneTrip(
+    conn: TransactionConnection,
+    script: (text: string) => Promise<readonly Row[]>,
+    key: LockKey,
+    mode: LockMode,
+    noWait: boolean,
+    op: Operation,
+  ): Promise<boolean | undefined> {
+    const statement = noWait ? xactTryLock(key, mode) : xactLockIfUnlimited(key, mode)
+    const text = underSavepointScript(statement)
+    let row: Row | undefined
+    try {
+      // Like the one-statement lock where the state is known, a grant is kept even if close() came.
+      row = (
+        noWait
+          ? await script(text)
+          : await this.#waitOnServer(
+              { ...transactionWaitable(conn), query: () => script(text) },
+              statement,
+              op,
+            )
+      )[0]
+    } catch (error) {
+      const state = this.#adapter.sqlState(error)
+      if (state === NO_ACTIVE_SQL_TRANSACTION) {
+        throw new NotInTransactionError(`the ${this.#adapter.name} connection is not in a transaction`, {
+          cause: error,
+        })
+      }
+      // The lock failed after the savepoint was made (a deadlock, close()'s cancel): roll back to it,
+      // so that the caller's transaction stays usable. A transaction that had failed before refused
+      // the SAVEPOINT itself (25P02), and has no savepoint of ours to go back to.
+      if (state !== IN_FAILED_SQL_TRANSACTION) {
+        try {
+          await script(`${ROLLBACK_TO_SAVEPOINT.text}; ${RELEASE_SAVEPOINT.text}`)
+        } catch {
+          // Beyond mending (its connection died, or the server aborted it); the error below says why.
+        }
+      }
+      throw op.aborted ? op.reason : this.#classify(error, key, undefined)
+    }
+    if (noWait) return row?.acquired === true
+    return row?.acquired === true ? true : undefined
   }
 
   /**

@@ -241,6 +241,23 @@ export function restoreLocalTimeouts(lockTimeout: string, statementTimeout: stri
 }
 
 /**
+ * `statement` run under a savepoint of its own, as one script (`TransactionConnection.script`): the
+ * SAVEPOINT probes the transaction (outside a transaction block the server refuses it, 25P01, and runs
+ * nothing else), and the lock's savepoint is released in the same round trip. Keys are inlined as
+ * the integers the core formatted (DESIGN.md 9), quoted and cast as the statement's parameters are.
+ */
+export function underSavepointScript(statement: Statement): string {
+  const text = statement.text.replace(/\$(\d+)/g, (_, n: string) => {
+    const value = statement.params[Number(n) - 1]
+    if (value === undefined || !/^-?\d{1,20}$/.test(value)) {
+      throw new Error(`pglock: only integer parameters can be inlined (got ${String(value)} for $${n})`)
+    }
+    return `'${value}'`
+  })
+  return `${SAVEPOINT.text}; ${text}; ${RELEASE_SAVEPOINT.text}`
+}
+
+/**
  * Ends whatever transaction block a session may have left open (a WARNING, not an error, when there
  * is none): the first step of cleaning a connection that cannot be destroyed.
  */

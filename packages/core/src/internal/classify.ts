@@ -22,5 +22,7 @@ export const LOCK_NOT_AVAILABLE = '55P03'
 export const DEADLOCK_DETECTED = '40P01'
 /** SQLSTATE 25P01: a savepoint outside a transaction block. */
 export const NO_ACTIVE_SQL_TRANSACTION = '25P01'
+/** SQLSTATE 25P02: a statement in a transaction that has already failed. */
+export const IN_FAILED_SQL_TRANSACTION = '25P02'
 /** SQLSTATE 53200: out of shared memory (the lock table is full). */
 export const OUT_OF_MEMORY = '53200'
