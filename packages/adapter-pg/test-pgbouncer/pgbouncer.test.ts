@@ -5,29 +5,19 @@
  */
 
 import { Admin, randomKey, runAdapterConformance } from '@pglock/conformance'
-import { type PgBouncer, startPgBouncer } from '@pglock/conformance/pgbouncer'
+import { throughPgBouncer } from '@pglock/conformance/pgbouncer'
 import { createLocker, LockLostError, SessionMovedError } from '@pglock/core'
 import pg from 'pg'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { describe, expect, inject, it } from 'vitest'
 import { pgAdapter } from '../src/index.js'
 import { pgHarness } from '../test/harness.js'
 
 const serverUrl = inject('pglockDatabaseUrl')
-let bouncer: PgBouncer
-
-beforeAll(async () => {
-  bouncer = await startPgBouncer(serverUrl, { poolSize: 4 })
-}, 30_000)
-afterAll(async () => {
-  await bouncer?.stop()
-})
+const bouncer = throughPgBouncer(serverUrl, pgHarness)
 
 runAdapterConformance({
   name: 'pg through PgBouncer (transaction pooling)',
-  harness: {
-    // The harness receives the server's URL; the app's pool goes through PgBouncer instead.
-    create: (options) => pgHarness.create({ ...options, url: options.url.replace(serverUrl, bouncer.url) }),
-  },
+  harness: bouncer.harness,
   limits: {
     noSessionLocks: 'a pooler in transaction mode gives each statement any server session',
   },
@@ -36,9 +26,9 @@ runAdapterConformance({
 describe('session locks through PgBouncer in transaction mode', () => {
   it('an unlock that lands on another backend is refused and reported as a loss, never run there', async () => {
     const admin = await Admin.connect(serverUrl)
-    const pool = new pg.Pool({ connectionString: bouncer.url, max: 4 })
+    const pool = new pg.Pool({ connectionString: bouncer.url(), max: 4 })
     pool.on('error', () => {})
-    const other = new pg.Pool({ connectionString: bouncer.url, max: 4 })
+    const other = new pg.Pool({ connectionString: bouncer.url(), max: 4 })
     other.on('error', () => {})
     try {
       const locker = createLocker(pgAdapter(pool))

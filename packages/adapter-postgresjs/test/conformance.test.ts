@@ -1,42 +1,5 @@
 import { runAdapterConformance } from '@pglock/conformance'
-import postgres from 'postgres'
-import { type PostgresSqlLike, postgresjsAdapter } from '../src/index.js'
+import type { PostgresSqlLike } from '../src/index.js'
+import { postgresjsHarness } from './harness.js'
 
-runAdapterConformance<PostgresSqlLike>({
-  name: 'postgres.js',
-  harness: {
-    async create({ url, max, applicationName, settings }) {
-      const sql = postgres(url, {
-        max,
-        connection: { application_name: applicationName, ...settings },
-        onnotice: () => {},
-      })
-      const adapter = postgresjsAdapter(sql)
-      return {
-        adapter,
-        async transaction(fn) {
-          // begin's own return type unwraps arrays; the suite wants fn's value as it is.
-          const box: { value?: Awaited<ReturnType<typeof fn>> } = {}
-          await sql.begin(async (tx) => {
-            box.value = await fn(tx, (text) => tx.unsafe(text))
-          })
-          return box.value as Awaited<ReturnType<typeof fn>>
-        },
-        async outsideTransaction(fn) {
-          // A single connection outside any transaction: the adapter cannot tell, so the server must.
-          const reserved = await sql.reserve()
-          try {
-            return await fn(reserved)
-          } finally {
-            reserved.release()
-          }
-        },
-        query: (text) => sql.unsafe(text),
-        async close() {
-          await adapter.close()
-          await sql.end()
-        },
-      }
-    },
-  },
-})
+runAdapterConformance<PostgresSqlLike>({ name: 'postgres.js', harness: postgresjsHarness() })

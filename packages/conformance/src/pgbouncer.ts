@@ -8,6 +8,8 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
+import { afterAll, beforeAll } from 'vitest'
+import type { ConformanceHarness } from './harness.js'
 
 /** A running PgBouncer. */
 export interface PgBouncer {
@@ -115,5 +117,34 @@ export async function startPgBouncer(
         child.once('exit', () => resolve())
         child.kill('SIGINT')
       }).finally(() => rmSync(dir, { recursive: true, force: true }))),
+  }
+}
+
+/**
+ * For a test file: starts PgBouncer before its tests and stops it after them, and wraps `harness` so
+ * that the app's pool connects through PgBouncer rather than to `serverUrl`. `url()` is PgBouncer's
+ * URL once it has started.
+ */
+export function throughPgBouncer<Tx>(
+  serverUrl: string,
+  harness: ConformanceHarness<Tx>,
+  options: { poolSize?: number } = { poolSize: 4 },
+): { readonly url: () => string; readonly harness: ConformanceHarness<Tx> } {
+  let bouncer: PgBouncer | undefined
+  beforeAll(async () => {
+    bouncer = await startPgBouncer(serverUrl, options)
+  }, 30_000)
+  afterAll(async () => {
+    await bouncer?.stop()
+  })
+  const url = (): string => {
+    if (bouncer === undefined) throw new Error('throughPgBouncer: PgBouncer has not started yet')
+    return bouncer.url
+  }
+  return {
+    url,
+    harness: {
+      create: (created) => harness.create({ ...created, url: created.url.replace(serverUrl, url()) }),
+    },
   }
 }
