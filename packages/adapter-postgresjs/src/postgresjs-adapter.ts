@@ -161,21 +161,28 @@ function runner(
   // One statement at a time (the core's promise), so what settles is always the one in flight. No
   // async function here: the session path is on every hand-off of a contended lock.
   let inFlight: QueryInternals | undefined
-  const answered = (result: readonly object[]): readonly Row[] => {
+  const answered = (rows: readonly object[]): readonly Row[] => {
     inFlight = undefined
-    // A script's statements each have a result; the core reads the one with rows.
-    const rows = Array.isArray(result[0])
-      ? ((result as readonly (readonly object[])[]).find((r) => r.length > 0) ?? [])
-      : result
     if (typeof unrename !== 'function') return rows as readonly Row[]
     return rows.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [unrename(k), v])))
   }
+  /** A script of several statements answers with one result each; the core reads the one with rows. */
+  const answeredScript = (result: readonly object[]): readonly Row[] =>
+    answered(
+      Array.isArray(result[0])
+        ? ((result as readonly (readonly object[])[]).find((r) => r.length > 0) ?? [])
+        : result,
+    )
   const failed = (error: unknown): never => {
     inFlight = undefined
     onError?.(error)
     throw error
   }
-  const send = (text: string, args: unknown[]): Promise<readonly Row[]> => {
+  const send = (
+    text: string,
+    args: unknown[],
+    onAnswer: (result: readonly object[]) => readonly Row[],
+  ): Promise<readonly Row[]> => {
     let query: QueryInternals
     try {
       // Without parameters postgres.js sends a simple Query message, which may hold several statements.
@@ -185,15 +192,15 @@ function runner(
     }
     if (inTransaction) keepTransactionAlive(query)
     inFlight = query
-    return Promise.resolve(query.then(answered, failed))
+    return Promise.resolve(query.then(onAnswer, failed))
   }
   return {
     query(text: string, params: readonly string[]): Promise<readonly Row[]> {
       const args = new Array<unknown>(params.length)
       for (let i = 0; i < params.length; i++) args[i] = target.typed(params[i] as string, TEXT_OID)
-      return send(text, args)
+      return send(text, args, answered)
     },
-    script: (text: string) => send(text, []),
+    script: (text: string) => send(text, [], answeredScript),
     /**
      * postgres.js's public `cancel()` drops the promise of its cancel request (so it cannot say when
      * the server has it, and a failed request becomes an unhandled rejection), and "cancels" a statement

@@ -43,6 +43,8 @@ export type SessionPool = Required<Pick<Adapter, 'connect' | 'poolHasWaiters' | 
 
 interface Entry {
   session: OwnedSession
+  /** The session's `cancel`, bound once, if it has one. */
+  cancel?: (() => Promise<void>) | undefined
   /** Lent to the core (the idle timer then leaves it alone). */
   lent: boolean
   /** Why the session is gone; it is never queried again (a driver might reconnect to a new backend). */
@@ -109,6 +111,7 @@ export function sessionPool(options: SessionPoolOptions): SessionPool {
     try {
       const created = { lent: false } as Entry
       created.session = open((cause) => markDead(created, cause))
+      created.cancel = created.session.cancel?.bind(created.session)
       entry = created
       const first = created.session.query(KEEPALIVE.text, KEEPALIVE.params)
       await (openTimeoutMs > 0
@@ -138,11 +141,10 @@ export function sessionPool(options: SessionPoolOptions): SessionPool {
     entry.lent = true
     entry.onLost = onLost
     const session = entry.session
-    const cancel = session.cancel?.bind(session)
     return {
       query: (text, params) =>
         entry.dead === undefined ? session.query(text, params) : Promise.reject(entry.dead),
-      ...(cancel === undefined ? {} : { cancel }),
+      ...(entry.cancel === undefined ? {} : { cancel: entry.cancel }),
       async release({ destroy }) {
         entry.onLost = undefined
         entry.lent = false
