@@ -43,7 +43,8 @@ export function runAdapterConformance<Tx>(options: ConformanceOptions<Tx>): void
     admin = await Admin.connect(url)
   })
   afterAll(async () => {
-    await admin.close()
+    // Unset when an earlier beforeAll (a pooler's start, say) failed: that failure is the one to report.
+    await (admin as Admin | undefined)?.close()
   })
 
   /** A fresh app client, adapter and locker, closed when the test ends. */
