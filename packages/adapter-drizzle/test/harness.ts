@@ -17,6 +17,7 @@ const rowsOf = (result: unknown): readonly Row[] =>
 
 /** The slice of a drizzle database (or tx) the harness uses; execute takes raw SQL as each version spells it. */
 interface Db {
+  readonly $client: unknown
   execute(query: never): PromiseLike<unknown>
   transaction<T>(fn: (tx: Db) => Promise<T>): Promise<T>
 }
@@ -47,7 +48,7 @@ export function drizzlePgHarness(version: DrizzleVersion): ConformanceHarness<Dr
       const db = (version === '0.45'
         ? drizzle({ client: pool })
         : drizzleRc({ client: pool })) as unknown as Db
-      return { adapter: drizzleAdapter(db as never), ...sides(db, version), close: () => pool.end() }
+      return { adapter: drizzleAdapter(db), ...sides(db, version), close: () => pool.end() }
     },
   }
 }
@@ -69,7 +70,7 @@ export function drizzlePostgresjsHarness(
         onnotice: () => {},
       })
       const db = (version === '0.45' ? drizzlePjs({ client }) : drizzlePjsRc({ client })) as unknown as Db
-      const adapter = drizzleAdapter(db as never)
+      const adapter = drizzleAdapter(db)
       return {
         adapter,
         ...sides(db, version),

@@ -2,7 +2,7 @@
  * What an acquire costs on the wire: the statements the core sends and the pool checkouts it makes,
  * counted at the driver. These are the figures `pnpm bench` measures in time; here they are exact.
  */
-import { Admin, randomKey } from '@pglock/conformance'
+import { Admin, randomKey, waitFor } from '@pglock/conformance'
 import { createLocker, type LockHandle } from '@pglock/core'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest'
@@ -122,7 +122,9 @@ describe('round trips per acquire (pg)', () => {
     const key = randomKey()
     const blocker = await admin.hold(key)
     const first = locker.acquire(key)
-    setTimeout(() => void blocker.release(), 50)
+    // Released once the acquire waits on the server: a fixed delay lost the race to a slow connect.
+    await waitFor('the acquire to wait', async () => (await admin.locks(key)).some((l) => !l.granted))
+    await blocker.release()
     await (await first).release()
     expect(take()).toEqual({
       statements: ['pg_try_advisory_lock', 'pg_advisory_lock', 'pg_advisory_unlock'],
