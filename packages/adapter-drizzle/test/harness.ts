@@ -1,4 +1,4 @@
-import { appPgPool, type ConformanceHarness, type HarnessOptions } from '@pglock/conformance'
+import { appPgPool, appPostgresOptions, type ConformanceHarness } from '@pglock/conformance'
 import type { Row } from '@pglock/core'
 import { sql } from 'drizzle-orm'
 import { drizzle } from 'drizzle-orm/node-postgres'
@@ -62,13 +62,8 @@ export function drizzlePostgresjsHarness(
   options: postgres.Options<Record<string, never>> = {},
 ): ConformanceHarness<DrizzleTransactionLike> {
   return {
-    async create({ url, max, applicationName, settings }: HarnessOptions) {
-      const client = postgres(url, {
-        ...options,
-        max,
-        connection: { application_name: applicationName, ...settings },
-        onnotice: () => {},
-      })
+    async create(created) {
+      const client = postgres(created.url, appPostgresOptions(created, options))
       const db = (version === '0.45' ? drizzlePjs({ client }) : drizzlePjsRc({ client })) as unknown as Db
       const adapter = drizzleAdapter(db)
       return {

@@ -1,4 +1,4 @@
-import { appPgPool, type ConformanceHarness } from '@pglock/conformance'
+import { appPgPool, appPostgresOptions, type ConformanceHarness } from '@pglock/conformance'
 import type { Row } from '@pglock/core'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import { Kysely as Kysely028, PostgresDialect as PostgresDialect028, sql as sql028 } from 'kysely-0.28'
@@ -44,13 +44,8 @@ export function kyselyPostgresjsHarness(
   options: postgres.Options<Record<string, never>> = {},
 ): ConformanceHarness<KyselyLike> {
   return {
-    async create({ url, max, applicationName, settings }) {
-      const pool = postgres(url, {
-        ...options,
-        max,
-        connection: { application_name: applicationName, ...settings },
-        onnotice: () => {},
-      })
+    async create(created) {
+      const pool = postgres(created.url, appPostgresOptions(created, options))
       const db = new Kysely<unknown>({ dialect: new PostgresJSDialect({ postgres: pool }) })
       const adapter = kyselyAdapter(db, { pool })
       return {

@@ -1,4 +1,4 @@
-import type { ConformanceHarness } from '@pglock/conformance'
+import { appPostgresOptions, type ConformanceHarness } from '@pglock/conformance'
 import postgres from 'postgres'
 import { type PostgresSqlLike, postgresjsAdapter } from '../src/index.js'
 
@@ -10,13 +10,8 @@ export function postgresjsHarness(
   options: postgres.Options<Record<string, never>> = {},
 ): ConformanceHarness<PostgresSqlLike> {
   return {
-    async create({ url, max, applicationName, settings }) {
-      const sql = postgres(url, {
-        ...options,
-        max,
-        connection: { application_name: applicationName, ...settings },
-        onnotice: () => {},
-      })
+    async create(created) {
+      const sql = postgres(created.url, appPostgresOptions(created, options))
       const adapter = postgresjsAdapter(sql)
       return {
         adapter,

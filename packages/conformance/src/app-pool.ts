@@ -21,3 +21,21 @@ export function appPgPool({ url, max, applicationName, settings }: HarnessOption
   pool.on('error', () => {})
   return pool
 }
+
+/**
+ * The options of the app's own postgres.js instance (`postgres(url, options)`), configured as the suite
+ * asks: `max`, `application_name`, and `settings` as startup parameters, plus `extra` (`{ prepare:
+ * false }` behind a pooler that keeps no prepared statements). For the harnesses of every adapter that
+ * runs on postgres.js; this package does not load postgres.js itself.
+ */
+export function appPostgresOptions<Extra extends object>(
+  { max, applicationName, settings }: HarnessOptions,
+  extra: Extra,
+) {
+  return {
+    ...extra,
+    max,
+    connection: { application_name: applicationName, ...settings },
+    onnotice: () => {},
+  }
+}

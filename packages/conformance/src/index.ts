@@ -1,5 +1,5 @@
 export { Admin, appName, randomKey, randomPairKey, type ServerLock, waitFor } from './admin.js'
-export { appPgPool } from './app-pool.js'
+export { appPgPool, appPostgresOptions } from './app-pool.js'
 export type {
   AdapterInstance,
   ConformanceHarness,
