@@ -702,17 +702,20 @@ class LockerImpl<Tx> implements Locker<Tx> {
     noWait: boolean,
     op: Operation,
   ): Promise<boolean | undefined> {
-    const statement = noWait ? xactTryLock(key, mode) : xactLockIfUnlimited(key, mode)
-    const text = underSavepointScript(statement)
+    // The script has no parameters: the keys are inlined.
+    const whole: Statement = {
+      text: underSavepointScript(noWait ? xactTryLock(key, mode) : xactLockIfUnlimited(key, mode)),
+      params: [],
+    }
     let row: Row | undefined
     try {
       // Like the one-statement lock where the state is known, a grant is kept even if close() came.
       row = (
         noWait
-          ? await script(text)
+          ? await script(whole.text)
           : await this.#waitOnServer(
-              { ...transactionWaitable(conn), query: () => script(text) },
-              statement,
+              { ...transactionWaitable(conn), query: (statement) => script(statement.text) },
+              whole,
               op,
             )
       )[0]
