@@ -5,12 +5,12 @@
  */
 
 import { runAdapterConformance } from '@pglock/conformance'
-import { throughPgBouncer } from '@pglock/conformance/pgbouncer'
+import { TRANSACTION_POOLING_LIMITS, throughPgBouncer } from '@pglock/conformance/pgbouncer'
 import { inject } from 'vitest'
 import { databasesHarness } from '../test/harness.js'
 
 runAdapterConformance({
   name: '@databases/pg via PgBouncer',
   harness: throughPgBouncer(inject('pglockDatabaseUrl'), databasesHarness).harness,
-  limits: { noSessionLocks: 'a pooler in transaction mode gives each statement any server session' },
+  limits: TRANSACTION_POOLING_LIMITS,
 })

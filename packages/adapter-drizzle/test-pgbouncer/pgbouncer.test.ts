@@ -7,12 +7,12 @@
  */
 
 import { runAdapterConformance } from '@pglock/conformance'
-import { throughPgBouncer } from '@pglock/conformance/pgbouncer'
+import { TRANSACTION_POOLING_LIMITS, throughPgBouncer } from '@pglock/conformance/pgbouncer'
 import { inject } from 'vitest'
 import { drizzlePgHarness, drizzlePostgresjsHarness } from '../test/harness.js'
 
 const serverUrl = inject('pglockDatabaseUrl')
-const limits = { noSessionLocks: 'a pooler in transaction mode gives each statement any server session' }
+const limits = TRANSACTION_POOLING_LIMITS
 
 // Short names: a suite's name goes into application_name, which the server cuts at 63 bytes.
 runAdapterConformance({

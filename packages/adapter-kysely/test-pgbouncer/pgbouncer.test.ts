@@ -8,19 +8,18 @@
  */
 
 import { runAdapterConformance } from '@pglock/conformance'
-import { throughPgBouncer } from '@pglock/conformance/pgbouncer'
+import { TRANSACTION_POOLING_LIMITS, throughPgBouncer } from '@pglock/conformance/pgbouncer'
 import { inject } from 'vitest'
 import { kyselyPgHarness, kyselyPostgresjsHarness } from '../test/harness.js'
 
 const serverUrl = inject('pglockDatabaseUrl')
-const noSessionLocks = 'a pooler in transaction mode gives each statement any server session'
 
 // Short names: a suite's name goes into application_name, which the server cuts at 63 bytes.
 runAdapterConformance({
   name: 'kysely pg via PgBouncer',
   harness: throughPgBouncer(serverUrl, kyselyPgHarness('0.29')).harness,
   limits: {
-    noSessionLocks,
+    ...TRANSACTION_POOLING_LIMITS,
     noTransactionCancel:
       'Kysely cancels with pg_cancel_backend on the backend pid pg was told at connect, which PgBouncer makes up: nothing is cancelled',
   },
@@ -30,7 +29,7 @@ runAdapterConformance({
   name: 'kysely postgres.js via PgBouncer',
   harness: throughPgBouncer(serverUrl, kyselyPostgresjsHarness({ prepare: false })).harness,
   limits: {
-    noSessionLocks,
+    ...TRANSACTION_POOLING_LIMITS,
     noTransactionCancel:
       'kysely-postgres-js cancels through postgres.js query.cancel(), which does not tell when the request reached the server, so it could cancel a later statement of the transaction',
   },

@@ -5,7 +5,7 @@
  */
 
 import { Admin, randomKey, runAdapterConformance } from '@pglock/conformance'
-import { throughPgBouncer } from '@pglock/conformance/pgbouncer'
+import { TRANSACTION_POOLING_LIMITS, throughPgBouncer } from '@pglock/conformance/pgbouncer'
 import { createLocker, LockLostError, SessionMovedError } from '@pglock/core'
 import pg from 'pg'
 import { describe, expect, inject, it } from 'vitest'
@@ -18,9 +18,7 @@ const bouncer = throughPgBouncer(serverUrl, pgHarness)
 runAdapterConformance({
   name: 'pg through PgBouncer (transaction pooling)',
   harness: bouncer.harness,
-  limits: {
-    noSessionLocks: 'a pooler in transaction mode gives each statement any server session',
-  },
+  limits: TRANSACTION_POOLING_LIMITS,
 })
 
 describe('session locks through PgBouncer in transaction mode', () => {

@@ -6,7 +6,7 @@
  */
 
 import { runAdapterConformance } from '@pglock/conformance'
-import { throughPgBouncer } from '@pglock/conformance/pgbouncer'
+import { TRANSACTION_POOLING_LIMITS, throughPgBouncer } from '@pglock/conformance/pgbouncer'
 import { inject } from 'vitest'
 import type { PostgresSqlLike } from '../src/index.js'
 import { postgresjsHarness } from '../test/harness.js'
@@ -17,7 +17,5 @@ runAdapterConformance<PostgresSqlLike>({
   // Short: the name goes into application_name, which the server cuts at 63 bytes.
   name: 'postgres.js via PgBouncer',
   harness,
-  limits: {
-    noSessionLocks: 'a pooler in transaction mode gives each statement any server session',
-  },
+  limits: TRANSACTION_POOLING_LIMITS,
 })

@@ -9,7 +9,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll } from 'vitest'
-import type { ConformanceHarness } from './harness.js'
+import type { ConformanceHarness, ConformanceLimits } from './harness.js'
+
+/** What the suite leaves out behind a pooler in transaction mode, for every adapter. */
+export const TRANSACTION_POOLING_LIMITS = {
+  noSessionLocks: 'a pooler in transaction mode gives each statement any server session',
+} as const satisfies ConformanceLimits
 
 /** A running PgBouncer. */
 export interface PgBouncer {
